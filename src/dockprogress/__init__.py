@@ -1,0 +1,44 @@
+"""dockprogress: the progress of Docker operations as it really is.
+
+Image pulls as one exact byte count, container logs as calibrated milestone progress, and
+``docker exec`` commands as their own tqdm/rich bars, all as one stream of
+:class:`TaskEvent` for the terminal, JSON lines, a ``MessageHandler`` or the web dashboard.
+"""
+
+from dockprogress.errors import (
+    Cancelled,
+    DockProgressError,
+    EngineError,
+    ExecError,
+    LogFollowError,
+    MilestoneConfigError,
+    PullError,
+    RegistryError,
+    StreamError,
+    UsageError,
+)
+from dockprogress.events import Kind, Operation, State, TaskEvent
+from dockprogress.sinks.base import EventCallback, Fanout, Sink
+from dockprogress.task import RateWindow, Task
+
+__all__ = [
+    "Cancelled",
+    "DockProgressError",
+    "EngineError",
+    "EventCallback",
+    "ExecError",
+    "Fanout",
+    "Kind",
+    "LogFollowError",
+    "MilestoneConfigError",
+    "Operation",
+    "PullError",
+    "RateWindow",
+    "RegistryError",
+    "Sink",
+    "State",
+    "StreamError",
+    "Task",
+    "TaskEvent",
+    "UsageError",
+]

@@ -1,0 +1,5 @@
+"""``python -m dockprogress`` is the ``dockprogress`` command."""
+
+from dockprogress.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""The ``dockprogress`` command: argument parsing, exit statuses, and the subcommands.
+
+Exit status: 0 when every task ended ``done``; 1 when any ended ``error``; 2 for a usage
+error; 130 when cancelled by Ctrl-C. Each subcommand lives in its own module and registers
+itself with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dockprogress.errors import Cancelled, DockProgressError, UsageError
+
+__all__ = ["EXIT_CANCELLED", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+_COMMAND_MODULES = ("pull", "logs", "exec", "serve", "demo")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="dockprogress",
+        description="Real progress for Docker pulls, container logs and exec'd commands.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    import importlib
+
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"dockprogress.cli.{name}_cmd")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"dockprogress.cli.{name}_cmd":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.version:
+            from importlib.metadata import version
+
+            print(version("dockprogress"))
+            return EXIT_OK
+        if not getattr(args, "func", None):
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        status: int = args.func(args)
+        return status
+    except UsageError as exc:
+        print(f"dockprogress: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, Cancelled):
+        print("dockprogress: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except DockProgressError as exc:
+        print(f"dockprogress: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

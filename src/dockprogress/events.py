@@ -1,0 +1,142 @@
+"""The one event model every tracker speaks and every display reads.
+
+A :class:`TaskEvent` is an immutable snapshot of one task at one moment. Its fields are the
+event-line contract of ``INTERFACE.md`` (``--progress json``), plus ``priority`` for ordering
+(lower number = more important = shown first, in every display).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+__all__ = ["EMPTY_DETAIL", "Kind", "Operation", "State", "TaskEvent"]
+
+EMPTY_DETAIL: Mapping[str, Any] = MappingProxyType({})
+
+
+class Operation(StrEnum):
+    """What kind of Docker (or local) operation a task follows."""
+
+    PULL = "pull"
+    LOGS = "logs"
+    EXEC = "exec"
+    RUN = "run"
+
+
+class Kind(StrEnum):
+    """The unit of ``current``/``total``: bytes (``download``) or items/percent points."""
+
+    DOWNLOAD = "download"
+    COUNT = "count"
+
+
+class State(StrEnum):
+    """Life cycle of a task. The last three are terminal: a task has exactly one of them."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({State.DONE, State.ERROR, State.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One task's state at time ``ts`` (Unix seconds).
+
+    ``percent`` covers every phase of the task and never decreases; it is 100 only when
+    ``state`` is ``done``. ``current <= total`` whenever ``total`` is known.
+    """
+
+    ts: float
+    task: str
+    operation: Operation
+    kind: Kind
+    state: State
+    current: float
+    total: float | None
+    percent: float | None
+    description: str = ""
+    phase: str | None = None
+    speed: float | None = None
+    eta: float | None = None
+    error: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=lambda: EMPTY_DETAIL)
+    priority: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as the JSON-ready mapping of the event-line contract."""
+        return {
+            "ts": round(self.ts, 6),
+            "task": self.task,
+            "operation": self.operation.value,
+            "kind": self.kind.value,
+            "state": self.state.value,
+            "current": _number(self.current),
+            "total": None if self.total is None else _number(self.total),
+            "percent": None if self.percent is None else round(self.percent, 3),
+            "description": self.description,
+            "phase": self.phase,
+            "speed": None if self.speed is None else round(self.speed, 3),
+            "eta": None if self.eta is None else round(self.eta, 3),
+            "error": self.error,
+            "detail": dict(self.detail),
+            "priority": self.priority,
+        }
+
+    def to_json(self) -> str:
+        """One event line, without the trailing newline."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskEvent:
+        """Rebuild an event from :meth:`to_dict` output (e.g. published by another process).
+
+        Raises ``ValueError`` (or ``KeyError``/``TypeError``) on a mapping that is not an event.
+        """
+        total = data.get("total")
+        percent = data.get("percent")
+        speed = data.get("speed")
+        eta = data.get("eta")
+        detail = data.get("detail") or {}
+        if not isinstance(detail, Mapping):
+            raise ValueError("detail must be an object")
+        return cls(
+            ts=float(data["ts"]),
+            task=str(data["task"]),
+            operation=Operation(data["operation"]),
+            kind=Kind(data["kind"]),
+            state=State(data["state"]),
+            current=float(data["current"]),
+            total=None if total is None else float(total),
+            percent=None if percent is None else float(percent),
+            description=str(data.get("description") or ""),
+            phase=None if data.get("phase") is None else str(data["phase"]),
+            speed=None if speed is None else float(speed),
+            eta=None if eta is None else float(eta),
+            error=None if data.get("error") is None else str(data["error"]),
+            detail=MappingProxyType(dict(detail)),
+            priority=int(data.get("priority") or 0),
+        )
+
+
+def _number(value: float) -> float | int:
+    """Integers stay integers on the wire (byte counts read better as 1048576 than 1048576.0)."""
+    as_int = int(value)
+    return as_int if as_int == value else value
