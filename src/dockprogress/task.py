@@ -172,12 +172,12 @@ class Task:
         self,
         *,
         current: float | None = None,
-        total: float | None | _Unset = _UNSET,
+        total: float | _Unset | None = _UNSET,
         percent: float | None = None,
         description: str | None = None,
-        phase: str | None | _Unset = _UNSET,
+        phase: str | _Unset | None = _UNSET,
         detail: Mapping[str, Any] | None = None,
-        eta: float | None | _Unset = _UNSET,
+        eta: float | _Unset | None = _UNSET,
     ) -> TaskEvent | None:
         """Apply a change and return the new snapshot; ``None`` once the task has ended.
 
