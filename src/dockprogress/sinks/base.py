@@ -7,6 +7,7 @@ every event). :class:`Fanout` sends one stream of events to several sinks.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
@@ -27,20 +28,29 @@ class Sink(Protocol):
 
 
 class Fanout:
-    """One sink that forwards every event to each of ``sinks`` in order."""
+    """One sink that forwards every event to each of ``sinks`` in order.
 
-    __slots__ = ("sinks",)
+    ``send`` may be called from several threads at once (the CLI runs one tracker per thread
+    when it pulls several images or runs the demo): a lock keeps each event whole across all
+    sinks, so the sinks themselves need not be thread-safe.
+    """
+
+    __slots__ = ("_lock", "sinks")
 
     def __init__(self, sinks: Iterable[Sink] = ()) -> None:
         self.sinks: list[Sink] = list(sinks)
+        self._lock = threading.Lock()
 
     def add(self, sink: Sink) -> None:
-        self.sinks.append(sink)
+        with self._lock:
+            self.sinks.append(sink)
 
     def send(self, event: TaskEvent) -> None:
-        for sink in self.sinks:
-            sink.send(event)
+        with self._lock:
+            for sink in self.sinks:
+                sink.send(event)
 
     def close(self) -> None:
-        for sink in self.sinks:
-            sink.close()
+        with self._lock:
+            for sink in self.sinks:
+                sink.close()
