@@ -1,0 +1,320 @@
+"""Milestones: the log lines that say how far a service has got, compiled once.
+
+A :class:`Milestone` is ``(pattern, progress, description)`` as in the seed's
+``ProgressMilestone`` (kept as an alias): ``progress`` is 0..100, or :data:`DYNAMIC` (the
+seed's -1) for a line that repeats while work goes on (a PostgreSQL checkpoint). A dynamic
+milestone may capture a number in the named group ``value`` (``distance=(?P<value>\\d+) kB``)
+and may state the ``expected`` sum of those numbers for a whole run.
+
+A :class:`MilestoneSet` validates and compiles every pattern when it is built, so a bad
+pattern is a :class:`~dockprogress.errors.MilestoneConfigError` naming the milestone, raised
+before any log is read (CLI exit status 2), never a pattern that silently never matches.
+:meth:`MilestoneSet.match` is one pass per line: patterns are searched in declared order and
+the first that matches wins.
+
+Guard against catastrophic backtracking (a regex that takes exponential time on one line):
+
+1. a quantified group or repeat whose body itself contains an unbounded repeat (``(a+)+``,
+   ``(\\w*\\s?)*``, ``(?:x|y+){2,}``) is rejected at load, since that is the shape of nearly
+   every exponential pattern;
+2. lines are cut at ``max_line`` characters before any pattern sees them (default 8 KiB;
+   a milestone line is short), which bounds the polynomial cases that remain (``.*a.*b``).
+
+Milestone files are TOML (see :func:`load_milestones`), with keys ``name`` (the default
+profile name) and ``[[milestone]]`` tables of ``pattern``, ``progress`` (number or
+``"dynamic"``), ``description`` and optional ``name`` (the phase word; default: derived from
+the description) and ``expected`` (dynamic milestones only). Any other key is an error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from dockprogress.errors import MilestoneConfigError
+
+__all__ = [
+    "DYNAMIC",
+    "MAX_MATCH_LINE",
+    "Milestone",
+    "MilestoneMatch",
+    "MilestoneSet",
+    "ProgressMilestone",
+    "load_milestones",
+    "parse_milestones",
+]
+
+#: The seed's ``Progress: -1``: a milestone that repeats and moves progress within its band.
+DYNAMIC: Final = -1.0
+
+#: Lines are cut to this many characters before matching (second backtracking guard).
+MAX_MATCH_LINE: Final = 8 * 1024
+
+# The stdlib's own regex parser, to inspect a pattern's structure (no public API for it).
+_sre_parse: Any = importlib.import_module("re._parser")
+_REPEATS: Final = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
+_UNBOUNDED: Final[int] = _sre_parse.MAXREPEAT
+
+_MILESTONE_KEYS: Final = frozenset({"pattern", "progress", "description", "name", "expected"})
+_FILE_KEYS: Final = frozenset({"name", "milestone"})
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    """A log pattern that tells progress. ``progress`` is 0..100 or :data:`DYNAMIC`."""
+
+    pattern: str
+    progress: float
+    description: str = ""
+    name: str | None = None
+    expected: float | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        return self.progress == DYNAMIC
+
+    @property
+    def final(self) -> bool:
+        return self.progress == 100
+
+
+#: The seed's name for a milestone.
+ProgressMilestone = Milestone
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneMatch:
+    """A line that matched milestone number ``index``; ``value`` is the captured number."""
+
+    index: int
+    milestone: Milestone
+    name: str
+    line: str
+    value: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    index: int
+    milestone: Milestone
+    name: str
+    regex: re.Pattern[str] = field(repr=False)
+    has_value: bool
+
+
+class MilestoneSet:
+    """Validated, compiled milestones in declared order.
+
+    ``milestones`` are :class:`Milestone` objects, ``(pattern, progress, description)``
+    tuples or mappings with the TOML keys. Raises ``MilestoneConfigError`` naming the first
+    milestone that cannot be used.
+    """
+
+    __slots__ = ("_compiled", "max_line", "milestones", "name", "names")
+
+    def __init__(
+        self,
+        milestones: Iterable[Milestone | tuple[Any, ...] | Mapping[str, Any]],
+        *,
+        name: str | None = None,
+        max_line: int = MAX_MATCH_LINE,
+    ) -> None:
+        self.name = name
+        self.max_line = max_line
+        compiled: list[_Compiled] = []
+        seen_names: set[str] = set()
+        for index, raw in enumerate(milestones):
+            milestone = _coerce(index, raw)
+            label = _label(index, milestone)
+            regex = _compile(label, milestone)
+            phase = milestone.name or _slug(milestone.description) or f"milestone-{index + 1}"
+            if phase in seen_names:
+                if milestone.name:
+                    raise MilestoneConfigError(f"{label}: name {phase!r} is used twice")
+                phase = f"{phase}-{index + 1}"
+            seen_names.add(phase)
+            has_value = "value" in regex.groupindex
+            if has_value and not milestone.dynamic:
+                raise MilestoneConfigError(
+                    f"{label}: a (?P<value>...) group only counts on a dynamic milestone"
+                )
+            if milestone.expected is not None and not milestone.dynamic:
+                raise MilestoneConfigError(f"{label}: 'expected' only applies to a dynamic one")
+            compiled.append(_Compiled(index, milestone, phase, regex, has_value))
+        if not compiled:
+            raise MilestoneConfigError("a milestone set needs at least one milestone")
+        self._compiled = tuple(compiled)
+        self.milestones: tuple[Milestone, ...] = tuple(c.milestone for c in compiled)
+        self.names: tuple[str, ...] = tuple(c.name for c in compiled)
+
+    def __len__(self) -> int:
+        return len(self._compiled)
+
+    @property
+    def final_index(self) -> int | None:
+        """Index of the first ``progress = 100`` milestone, or ``None`` (done on exit 0)."""
+        for item in self._compiled:
+            if item.milestone.final:
+                return item.index
+        return None
+
+    def fixed_levels(self) -> tuple[float, ...]:
+        """The distinct fixed progress values, ascending."""
+        return tuple(sorted({m.progress for m in self.milestones if not m.dynamic}))
+
+    def match(self, line: str) -> MilestoneMatch | None:
+        """The first milestone (declared order) whose pattern is found in ``line``."""
+        if len(line) > self.max_line:
+            line = line[: self.max_line]
+        for item in self._compiled:
+            found = item.regex.search(line)
+            if found is None:
+                continue
+            value: float | None = None
+            if item.has_value:
+                captured = found.group("value")
+                try:
+                    value = float(captured) if captured is not None else None
+                except ValueError:
+                    value = None
+            return MilestoneMatch(item.index, item.milestone, item.name, line, value)
+        return None
+
+
+def parse_milestones(text: str, *, source: str = "<milestones>") -> MilestoneSet:
+    """Build a set from TOML text; ``MilestoneConfigError`` names ``source`` and the problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MilestoneConfigError(f"{source}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - _FILE_KEYS)
+    if unknown:
+        raise MilestoneConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
+    name = data.get("name")
+    if name is not None and not isinstance(name, str):
+        raise MilestoneConfigError(f"{source}: 'name' must be a string")
+    entries = data.get("milestone")
+    if not isinstance(entries, list) or not entries:
+        raise MilestoneConfigError(f"{source}: no [[milestone]] tables")
+    try:
+        return MilestoneSet(entries, name=name)
+    except MilestoneConfigError as exc:
+        raise MilestoneConfigError(f"{source}: {exc}") from exc
+
+
+def load_milestones(path: str | Path) -> MilestoneSet:
+    """Read a TOML milestone file; an unreadable file is a ``MilestoneConfigError`` too."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MilestoneConfigError(f"cannot read milestone file {path}: {exc}") from exc
+    return parse_milestones(text, source=str(path))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _coerce(index: int, raw: Milestone | tuple[Any, ...] | Mapping[str, Any]) -> Milestone:
+    where = f"milestone #{index + 1}"
+    if isinstance(raw, Milestone):
+        fields: dict[str, Any] = {
+            "pattern": raw.pattern,
+            "progress": raw.progress,
+            "description": raw.description,
+            "name": raw.name,
+            "expected": raw.expected,
+        }
+    elif isinstance(raw, tuple):
+        if not 2 <= len(raw) <= 3:
+            raise MilestoneConfigError(f"{where}: expected (pattern, progress, description)")
+        fields = dict(zip(("pattern", "progress", "description"), raw, strict=False))
+    elif isinstance(raw, Mapping):
+        unknown = sorted(set(raw) - _MILESTONE_KEYS)
+        if unknown:
+            raise MilestoneConfigError(
+                f"{where} ({raw.get('pattern')!r}): unknown key(s) {', '.join(unknown)}"
+            )
+        fields = dict(raw)
+    else:
+        raise MilestoneConfigError(f"{where}: not a milestone: {raw!r}")
+    pattern = fields.get("pattern")
+    if not isinstance(pattern, str) or not pattern:
+        raise MilestoneConfigError(f"{where}: 'pattern' must be a non-empty string")
+    where = f"{where} ({pattern!r})"
+    progress = fields.get("progress")
+    if progress in ("dynamic", DYNAMIC):
+        progress = DYNAMIC
+    elif isinstance(progress, bool) or not isinstance(progress, int | float):
+        raise MilestoneConfigError(f"{where}: 'progress' must be 0..100 or \"dynamic\"")
+    elif not 0 <= progress <= 100:
+        raise MilestoneConfigError(f"{where}: progress {progress} is outside 0..100")
+    description = fields.get("description") or ""
+    if not isinstance(description, str):
+        raise MilestoneConfigError(f"{where}: 'description' must be a string")
+    name = fields.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise MilestoneConfigError(f"{where}: 'name' must be a non-empty string")
+    expected = fields.get("expected")
+    if expected is not None and (
+        isinstance(expected, bool) or not isinstance(expected, int | float) or expected <= 0
+    ):
+        raise MilestoneConfigError(f"{where}: 'expected' must be a positive number")
+    return Milestone(
+        pattern,
+        float(progress),
+        description,
+        name,
+        None if expected is None else float(expected),
+    )
+
+
+def _label(index: int, milestone: Milestone) -> str:
+    return f"milestone #{index + 1} ({milestone.pattern!r})"
+
+
+def _compile(label: str, milestone: Milestone) -> re.Pattern[str]:
+    try:
+        regex = re.compile(milestone.pattern)
+    except re.error as exc:
+        raise MilestoneConfigError(f"{label}: invalid pattern: {exc}") from exc
+    if _has_nested_repeat(_sre_parse.parse(milestone.pattern), inside_repeat=False):
+        raise MilestoneConfigError(
+            f"{label}: nested unbounded repeats (like (a+)+) can backtrack catastrophically;"
+            " rewrite the pattern without a repeat inside a repeated group"
+        )
+    return regex
+
+
+def _has_nested_repeat(items: Any, *, inside_repeat: bool) -> bool:
+    """True when an unbounded repeat sits inside a repeat that can run more than once."""
+    for op, arg in items:
+        kind = str(op)
+        if kind in _REPEATS:
+            _low, high, body = arg
+            unbounded = high == _UNBOUNDED
+            if inside_repeat and unbounded:
+                return True
+            if _has_nested_repeat(body, inside_repeat=inside_repeat or high > 1):
+                return True
+        elif kind == "SUBPATTERN":
+            if _has_nested_repeat(arg[-1], inside_repeat=inside_repeat):
+                return True
+        elif kind == "BRANCH":
+            if any(_has_nested_repeat(b, inside_repeat=inside_repeat) for b in arg[1]):
+                return True
+        elif kind in {"ASSERT", "ASSERT_NOT"}:
+            if _has_nested_repeat(arg[1], inside_repeat=inside_repeat):
+                return True
+        elif kind == "ATOMIC_GROUP" and _has_nested_repeat(arg, inside_repeat=inside_repeat):
+            return True
+    return False
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
