@@ -14,6 +14,7 @@ place (:meth:`Task._sample`), with an injectable clock for tests.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -184,9 +185,17 @@ class Task:
         ``percent``, when given, is the tracker's own overall figure (e.g. a pull weighing
         download and extraction); otherwise it is ``current / total``. Either way it is held
         monotonic and below 100. ``eta``, when given, replaces the rate-based estimate.
+        Values that are not finite numbers (NaN, infinity, or a negative amount) are ignored
+        as if not given: a parser's garbage must never reach an event line.
         """
         if self.state.terminal:
             return None
+        current = _amount(current)
+        percent = percent if percent is None or math.isfinite(percent) else None
+        if isinstance(total, float | int) and _amount(total) is None:
+            total = _UNSET
+        if isinstance(eta, float | int) and not math.isfinite(eta):
+            eta = None
         if self.state is State.PENDING:
             self.state = State.RUNNING
             self.started_at = self._clock()
@@ -220,8 +229,8 @@ class Task:
             self.started_at = self._clock()
         self.state = State.DONE
         if self.total is None:
-            if self.kind is Kind.COUNT and self.current == 0:
-                self.total = self.current
+            # A task that ends without ever knowing its total did all the work it saw.
+            self.total = self.current
         else:
             self.current = self.total
         if description is not None:
@@ -279,3 +288,10 @@ class Task:
             self._eta = max(self.total - self.current, 0.0) / speed
         else:
             self._eta = None
+
+
+def _amount(value: float | None) -> float | None:
+    """``value`` if it is a usable amount of work (finite, not negative), else ``None``."""
+    if value is None or not math.isfinite(value) or value < 0:
+        return None
+    return value

@@ -1,0 +1,199 @@
+"""Live progress bars on a terminal (``--progress tty``), drawn with rich.
+
+One row per task, ordered by priority (lower number = more important = first), then by the
+time the task was first seen. A row shows a state mark, the task id, its description, a bar
+of the overall ``percent``, and the figures of its kind:
+
+* ``download`` tasks: ``"1.2 GB / 3.1 GB"``, speed (``"5.0 MB/s"``) and ETA;
+* ``count`` tasks: ``"45/100"``, and ETA when known;
+* unknown totals: a pulsing bar and the elapsed time;
+* ``error`` / ``cancelled``: the message in place of the description (red / yellow).
+
+The model is kept apart from the drawing: :meth:`TerminalSink.send` only stores the task's
+latest event under a lock; rich's refresh thread draws at most ``refresh_per_second`` times a
+second (10 by default) however fast events arrive. :meth:`TerminalSink.renderable` builds a
+frame from the stored state at a given time, which is what the tests draw with a fake clock.
+
+Colours follow ``NO_COLOR`` (https://no-color.org). Text that came from containers (log
+lines, tool output, engine messages) goes through :func:`dockprogress.humanize.printable` and
+into rich ``Text`` objects, never markup, so it cannot inject escape sequences or styles.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from rich.console import Console, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from dockprogress import humanize
+from dockprogress.events import Kind, State, TaskEvent
+
+__all__ = ["TerminalSink"]
+
+_MARKS: dict[State, tuple[str, str]] = {
+    State.PENDING: ("·", "dim"),
+    State.RUNNING: ("›", "cyan"),
+    State.DONE: ("✓", "green"),
+    State.ERROR: ("✗", "bold red"),
+    State.CANCELLED: ("⊘", "yellow"),
+}
+
+_BAR_WIDTH = 24
+
+
+@dataclass(slots=True)
+class _Row:
+    event: TaskEvent
+    first_seen: float
+    order: int
+
+
+class TerminalSink:
+    """A :class:`~dockprogress.sinks.base.Sink` drawing live bars on ``stream`` (stderr).
+
+    ``console`` replaces the rich console built on ``stream`` (tests pass a recording one);
+    ``clock`` gives the time for the pulse animation and elapsed times;
+    ``live=False`` keeps state without starting rich's refresh thread (for tests that only
+    call :meth:`renderable`).
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.time,
+        refresh_per_second: float = 10.0,
+        live: bool = True,
+    ) -> None:
+        if console is None:
+            console = Console(
+                file=stream if stream is not None else sys.stderr,
+                force_terminal=True,
+                no_color=os.environ.get("NO_COLOR", "") != "",
+                highlight=False,
+                emoji=False,
+            )
+        self.console = console
+        self._clock = clock
+        self._rows: dict[str, _Row] = {}
+        self._lock = threading.Lock()
+        self._use_live = live
+        self._live: Live | None = None
+        self._refresh_per_second = refresh_per_second
+        self.frames = 0  # how many frames were built: the redraw throttle is tested on it
+
+    # -------------------------------------------------------------------- sink
+
+    def send(self, event: TaskEvent) -> None:
+        """Store ``event`` as its task's latest state; drawing happens on rich's clock."""
+        with self._lock:
+            row = self._rows.get(event.task)
+            if row is None:
+                self._rows[event.task] = _Row(event, event.ts, len(self._rows))
+            elif not row.event.terminal:
+                row.event = event
+        if self._use_live and self._live is None:
+            self._live = Live(
+                get_renderable=self._frame,
+                console=self.console,
+                auto_refresh=True,
+                refresh_per_second=self._refresh_per_second,
+                transient=False,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._live.start()
+
+    def close(self) -> None:
+        """Stop the refresh thread, leaving the final frame on screen."""
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+        self._use_live = False
+
+    # ---------------------------------------------------------------- drawing
+
+    def renderable(self, now: float | None = None) -> RenderableType:
+        """The frame for the current state at time ``now`` (default: the sink's clock)."""
+        if now is None:
+            now = self._clock()
+        with self._lock:
+            rows = sorted(
+                self._rows.values(), key=lambda r: (r.event.priority, r.first_seen, r.order)
+            )
+            events = [(row.event, row.first_seen) for row in rows]
+        table = Table.grid(padding=(0, 1), expand=False)
+        table.add_column(no_wrap=True)  # mark
+        table.add_column(no_wrap=True, overflow="ellipsis", max_width=40)  # task id
+        table.add_column(no_wrap=True, overflow="ellipsis", max_width=36)  # description
+        table.add_column(no_wrap=True, width=_BAR_WIDTH)  # bar
+        table.add_column(no_wrap=True, justify="right", width=4)  # percent
+        table.add_column(no_wrap=True, justify="right")  # figures
+        table.add_column(no_wrap=True, justify="right")  # speed
+        table.add_column(no_wrap=True, justify="right")  # eta / elapsed
+        for event, first_seen in events:
+            table.add_row(*_cells(event, first_seen, now))
+        return table
+
+    def _frame(self) -> RenderableType:
+        self.frames += 1
+        return self.renderable()
+
+
+def _cells(event: TaskEvent, first_seen: float, now: float) -> list[RenderableType]:
+    mark, mark_style = _MARKS[event.state]
+    is_download = event.kind is Kind.DOWNLOAD
+    if event.state is State.ERROR:
+        note = Text(f"error: {humanize.printable(event.error or 'failed')}", style="red")
+    elif event.state is State.CANCELLED:
+        reason = humanize.printable(event.error or "")
+        note = Text(f"cancelled: {reason}" if reason else "cancelled", style="yellow")
+    else:
+        note = Text(humanize.printable(event.description))
+    if is_download:
+        figures = humanize.size_pair(event.current, event.total)
+    else:
+        figures = humanize.count(event.current, event.total)
+    percent = "" if event.percent is None else f"{math.floor(event.percent)}%"
+    speed = humanize.rate(event.speed, bytes_=is_download) if is_download else ""
+    if event.state is State.RUNNING and event.eta is not None:
+        timing = f"eta {humanize.duration(event.eta)}"
+    else:
+        timing = humanize.duration(max(event.ts, now) - first_seen)
+        if event.terminal:
+            timing = f"in {humanize.duration(event.ts - first_seen)}"
+    return [
+        Text(mark, style=mark_style),
+        Text(humanize.printable(event.task), style="bold"),
+        note,
+        _bar(event, now),
+        Text(percent),
+        Text(figures),
+        Text(speed, style="green"),
+        Text(timing, style="cyan"),
+    ]
+
+
+def _bar(event: TaskEvent, now: float) -> ProgressBar:
+    bar_style = {State.ERROR: "red", State.CANCELLED: "yellow"}.get(event.state, "bar.complete")
+    pulse = event.percent is None and event.state in (State.RUNNING, State.PENDING)
+    return ProgressBar(
+        total=100.0,
+        completed=event.percent or 0.0,
+        width=_BAR_WIDTH,
+        pulse=pulse,
+        complete_style=bar_style,
+        animation_time=now,
+    )
