@@ -1,0 +1,67 @@
+# dockprogress: every set-up step is a target, so a fresh Debian 12 machine needs only
+#   make test   (static checks + real Docker test bed + the whole pytest suite)
+#   make demo   (test bed + a real pull's progress)
+# The test bed (scripts/testbed) needs root the first time, to apt-get its Debian packages
+# and, if no Docker engine answers, to start dockerd.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all venv check testbed test demo bench down status clean
+
+all: test
+
+# The venv is rebuilt only when pyproject.toml changes; a second `make venv` is instant.
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        DEBIAN_FRONTEND=noninteractive apt-get update && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y python3 python3-venv python3-pip; \
+	    else \
+	        echo "need python3 with venv: sudo apt-get install python3-venv" >&2; exit 1; \
+	    fi; \
+	fi
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The one static-check command: formatting, lint, strict typing of the package.
+check: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+testbed:
+	scripts/testbed up
+
+status:
+	scripts/testbed status
+
+# Unit and engine tests together; pytest's own exit status (5 = nothing collected
+# included) fails the target.
+test: venv check testbed
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The main job: show a real pull's progress from the local registry. Uses the CLI's `demo`
+# command once it exists, else the bare docker-py fallback in scripts/.
+demo: venv testbed
+	@if $(BIN)/dockprogress demo --help >/dev/null 2>&1; then \
+	    $(BIN)/dockprogress demo; \
+	else \
+	    $(BIN)/python scripts/demo_pull.py; \
+	fi
+
+bench: venv testbed
+	$(BIN)/python -m bench
+
+down:
+	scripts/testbed down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,501 @@
+"""The test bed's services: Docker engine, registry, bandwidth-limited front, state file.
+
+What ``up`` guarantees when it returns 0:
+
+- a Docker engine answers (the one at ``DOCKER_HOST`` / the default socket if it already
+  answers; otherwise Debian's ``dockerd --bridge=none --iptables=false``, started here);
+- Debian's ``docker-registry`` answers on 127.0.0.1:$TESTBED_REGISTRY_PORT (default 5000),
+  storage in ``.testbed/registry``;
+- nginx answers on 127.0.0.1:$TESTBED_SLOW_PORT (default 5001), proxying that registry with
+  ``limit_rate $TESTBED_RATE`` (default ``5m``, per connection, so per layer);
+- every fixture image of ``scripts/fixtures/images.json`` is in the registry
+  (see testbed_images.py), and ``.testbed/state.json`` names them.
+
+Every process started here has its pid in ``.testbed/<name>.pid``; ``down`` signals only
+those pids, after checking that the pid still runs the same program. Nothing here talks to
+an address other than 127.0.0.1, apart from apt-get and debootstrap using the machine's own
+Debian mirror.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import testbed_images
+
+REPO = Path(__file__).resolve().parent.parent
+SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# binary (or dpkg package, for busybox-static) -> Debian package that provides it
+REQUIRED = {
+    "docker": "docker.io",
+    "docker-registry": "docker-registry",
+    "nginx": "nginx-light",
+    "debootstrap": "debootstrap",
+    "busybox-static": "busybox-static",
+}
+# The dashboard tests need a browser; a non-root user without it still gets the rest.
+OPTIONAL = {"chromium": "chromium", "chromedriver": "chromium-driver"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the bed lives and which ports and rate it uses (environment overrides)."""
+
+    state_dir: Path
+    registry_port: int
+    slow_port: int
+    rate: str
+
+    @classmethod
+    def from_env(cls) -> Config:
+        rate = os.environ.get("TESTBED_RATE", "5m")
+        if not re.fullmatch(r"[1-9][0-9]*[kKmM]?", rate):
+            raise SystemExit(f"testbed: TESTBED_RATE={rate!r} is not an nginx rate like 5m or 800k")
+        return cls(
+            state_dir=Path(os.environ.get("TESTBED_DIR", REPO / ".testbed")).resolve(),
+            registry_port=int(os.environ.get("TESTBED_REGISTRY_PORT", "5000")),
+            slow_port=int(os.environ.get("TESTBED_SLOW_PORT", "5001")),
+            rate=rate,
+        )
+
+    @property
+    def registry(self) -> str:
+        return f"127.0.0.1:{self.registry_port}"
+
+    @property
+    def slow_registry(self) -> str:
+        return f"127.0.0.1:{self.slow_port}"
+
+
+def say(message: str) -> None:
+    print(f"testbed: {message}", flush=True)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+# ---------------------------------------------------------------- processes and ports
+
+
+def pid_running(pidfile: Path, program: str) -> int | None:
+    """The pid recorded in ``pidfile`` if it is alive and still runs ``program``."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, ValueError):
+        return None
+    # A recycled pid would run something else: never signal that. (comm is the program's
+    # name cut to 15 characters; nginx rewrites its cmdline, so cmdline can't be used.)
+    return pid if comm == program[:15] else None
+
+
+def start_background(argv: list[str], log: Path, pidfile: Path) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session (it outlives this script); record its pid."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PATH": SBIN_PATH + ":" + os.environ.get("PATH", "")},
+        )
+    pidfile.write_text(f"{proc.pid}\n")
+    return proc
+
+
+def stop_pid(pidfile: Path, program: str, grace: float = 20.0) -> None:
+    pid = pid_running(pidfile, program)
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        return
+    say(f"stopping {program} (pid {pid})")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and pid_running(pidfile, program) == pid:
+        time.sleep(0.2)
+    if pid_running(pidfile, program) == pid:
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    pidfile.unlink(missing_ok=True)
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def registry_answers(address: str, timeout: float = 2.0) -> bool:
+    """True if ``GET http://<address>/v2/`` answers 200 (a Docker registry is there)."""
+    try:
+        with _NO_PROXY.open(f"http://{address}/v2/", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_until(check: object, what: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    assert callable(check)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc.poll() is not None:
+            raise SystemExit(f"testbed: {what} exited with status {proc.returncode}; see its log")
+        time.sleep(0.2)
+    raise SystemExit(f"testbed: {what} did not answer within {timeout:.0f} s; see its log")
+
+
+# ---------------------------------------------------------------- packages
+
+
+def missing_packages() -> tuple[list[str], list[str]]:
+    def have(name: str) -> bool:
+        if name == "busybox-static":  # /bin/busybox may be the dynamic build
+            probe = subprocess.run(
+                ["dpkg-query", "-W", "-f=${Status}", "busybox-static"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            return probe.stdout.strip() == "install ok installed"
+        return shutil.which(name, path=SBIN_PATH + ":" + os.environ.get("PATH", "")) is not None
+
+    required = sorted({pkg for name, pkg in REQUIRED.items() if not have(name)})
+    optional = sorted({pkg for name, pkg in OPTIONAL.items() if not have(name)})
+    return required, optional
+
+
+def ensure_packages() -> None:
+    required, optional = missing_packages()
+    if not (required or optional):
+        return
+    if not is_root():
+        if required:
+            raise SystemExit(
+                "testbed: missing Debian packages: "
+                + " ".join(required + optional)
+                + "\n  run as root: apt-get install -y "
+                + " ".join(required + optional)
+                + "\n  or run `sudo scripts/testbed up` once"
+            )
+        say(f"warning: {' '.join(optional)} missing (browser tests will not run); need root")
+        return
+    packages = required + optional
+    say(f"installing {' '.join(packages)} from the machine's Debian mirror")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_SUSPEND": "1"}
+    # Keep apt from starting the packages' own services (a second dockerd, a registry on
+    # :5000, nginx on :80): the bed starts exactly what it needs itself.
+    policy = Path("/usr/sbin/policy-rc.d")
+    added_policy = not policy.exists()
+    if added_policy:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        subprocess.run(["apt-get", "update"], check=True, env=env)
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *packages], check=True, env=env
+        )
+    finally:
+        if added_policy:
+            policy.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- the engine
+
+
+def engine_answers(timeout: float = 20.0) -> bool:
+    try:
+        probe = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def ensure_engine(cfg: Config) -> int | None:
+    """Use the answering engine, or start Debian's dockerd. Returns the pid if started here."""
+    pidfile = cfg.state_dir / "dockerd.pid"
+    if engine_answers():
+        return pid_running(pidfile, "dockerd")
+    if os.environ.get("DOCKER_HOST"):
+        raise SystemExit(
+            f"testbed: DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer; fix it, or unset"
+            " it to let the test bed start its own engine on the default socket"
+        )
+    if not is_root():
+        raise SystemExit(
+            "testbed: no Docker engine answers and only root can start one.\n"
+            "  start one (`sudo dockerd --bridge=none --iptables=false &`), or add yourself to\n"
+            "  the docker group, or run `sudo scripts/testbed up` once"
+        )
+    say("no engine answers: starting dockerd --bridge=none --iptables=false")
+    proc = start_background(
+        ["dockerd", "--bridge=none", "--iptables=false"],
+        cfg.state_dir / "dockerd.log",
+        pidfile,
+    )
+    wait_until(engine_answers, "dockerd", 90, proc)
+    return proc.pid
+
+
+# ---------------------------------------------------------------- registry and its slow front
+
+
+def registry_config(cfg: Config) -> str:
+    return f"""\
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {cfg.state_dir / "registry"}
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: {cfg.registry}
+"""
+
+
+def nginx_config(cfg: Config) -> str:
+    d = cfg.state_dir / "nginx"
+    # proxy_buffering must stay on: with it off nginx applies no limit_rate at all.
+    # proxy_max_temp_file_size 0 keeps the buffered body in memory, never in a temp file.
+    return f"""\
+daemon off;
+worker_processes 1;
+pid {d / "nginx.pid"};
+error_log {d / "error.log"} warn;
+{"user root;" if is_root() else ""}
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d / "tmp" / "client_body"};
+    proxy_temp_path {d / "tmp" / "proxy"};
+    fastcgi_temp_path {d / "tmp" / "fastcgi"};
+    uwsgi_temp_path {d / "tmp" / "uwsgi"};
+    scgi_temp_path {d / "tmp" / "scgi"};
+    server {{
+        listen {cfg.slow_registry};
+        client_max_body_size 0;
+        location / {{
+            proxy_pass http://{cfg.registry};
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_buffering on;
+            proxy_max_temp_file_size 0;
+            proxy_read_timeout 300s;
+            limit_rate {cfg.rate};
+        }}
+    }}
+}}
+"""
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+def ensure_registry(cfg: Config) -> int | None:
+    pidfile = cfg.state_dir / "registry.pid"
+    conf = cfg.state_dir / "registry.yml"
+    _write_if_changed(conf, registry_config(cfg))
+    (cfg.state_dir / "registry").mkdir(parents=True, exist_ok=True)
+    pid = pid_running(pidfile, "docker-registry")
+    if registry_answers(cfg.registry):
+        if pid is None:
+            say(f"a registry not started by the test bed answers on {cfg.registry}: using it")
+        return pid
+    if pid is not None:
+        stop_pid(pidfile, "docker-registry")
+    say(f"starting docker-registry on {cfg.registry}")
+    proc = start_background(
+        ["docker-registry", "serve", str(conf)], cfg.state_dir / "registry.log", pidfile
+    )
+    wait_until(lambda: registry_answers(cfg.registry), "docker-registry", 30, proc)
+    return proc.pid
+
+
+def ensure_front(cfg: Config) -> int | None:
+    d = cfg.state_dir / "nginx"
+    (d / "tmp").mkdir(parents=True, exist_ok=True)
+    pidfile = cfg.state_dir / "nginx-master.pid"
+    conf = d / "nginx.conf"
+    changed = _write_if_changed(conf, nginx_config(cfg))
+    pid = pid_running(pidfile, "nginx")
+    if pid is not None and registry_answers(cfg.slow_registry):
+        if changed:
+            say(f"nginx config changed (rate {cfg.rate}): reloading pid {pid}")
+            os.kill(pid, signal.SIGHUP)
+            time.sleep(0.5)
+        return pid
+    if pid is None and registry_answers(cfg.slow_registry):
+        say(f"something not started by the test bed answers on {cfg.slow_registry}: using it")
+        return None
+    if pid is not None:
+        stop_pid(pidfile, "nginx")
+    say(f"starting nginx on {cfg.slow_registry} (limit_rate {cfg.rate}) -> {cfg.registry}")
+    proc = start_background(
+        ["nginx", "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf)],
+        d / "stdout.log",
+        pidfile,
+    )
+    wait_until(lambda: registry_answers(cfg.slow_registry), "nginx", 20, proc)
+    return proc.pid
+
+
+# ---------------------------------------------------------------- state and commands
+
+
+@contextlib.contextmanager
+def bed_lock(cfg: Config) -> Iterator[None]:
+    """One ``up``/``down`` at a time: several test sessions may start at once."""
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    with (cfg.state_dir / "lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def write_state(cfg: Config, pids: dict[str, int | None]) -> dict[str, object]:
+    state: dict[str, object] = {
+        "registry": cfg.registry,
+        "slow_registry": cfg.slow_registry,
+        "rate": cfg.rate,
+        "docker_host": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        "images": {
+            key: f"{cfg.registry}/{spec['ref']}" for key, spec in testbed_images.specs().items()
+        },
+        "started_here": pids,
+    }
+    tmp = cfg.state_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(cfg.state_dir / "state.json")
+    return state
+
+
+def up(cfg: Config, skip_debian: bool) -> int:
+    t0 = time.monotonic()
+    with bed_lock(cfg):
+        ensure_packages()
+        pids = {"dockerd": ensure_engine(cfg)}
+        pids["registry"] = ensure_registry(cfg)
+        pids["nginx"] = ensure_front(cfg)
+        testbed_images.ensure_all(cfg.registry, cfg.state_dir / "cache", skip_debian=skip_debian)
+        if skip_debian:
+            say("--skip-debian: state.json not written (the bed is not complete)")
+        else:
+            write_state(cfg, pids)
+    say(f"up in {time.monotonic() - t0:.1f} s")
+    return 0
+
+
+def down(cfg: Config) -> int:
+    with bed_lock(cfg):
+        (cfg.state_dir / "state.json").unlink(missing_ok=True)
+        stop_pid(cfg.state_dir / "nginx-master.pid", "nginx")
+        stop_pid(cfg.state_dir / "registry.pid", "docker-registry")
+        stop_pid(cfg.state_dir / "dockerd.pid", "dockerd", grace=40.0)
+    say("down (registry storage and image cache kept in .testbed/ for the next up)")
+    return 0
+
+
+def status(cfg: Config, as_json: bool) -> int:
+    engine = engine_answers(timeout=10)
+    report: dict[str, object] = {
+        "engine": engine,
+        "engine_started_here": pid_running(cfg.state_dir / "dockerd.pid", "dockerd"),
+        "registry": registry_answers(cfg.registry),
+        "registry_pid": pid_running(cfg.state_dir / "registry.pid", "docker-registry"),
+        "slow_registry": registry_answers(cfg.slow_registry),
+        "nginx_pid": pid_running(cfg.state_dir / "nginx-master.pid", "nginx"),
+        "state_file": (cfg.state_dir / "state.json").exists(),
+        "images": {},
+    }
+    images: dict[str, dict[str, bool]] = {}
+    for key, spec in testbed_images.specs().items():
+        ref = f"{cfg.registry}/{spec['ref']}"
+        images[key] = {
+            "registry": bool(report["registry"]) and testbed_images.registry_has(ref),
+            "local": engine and testbed_images.local_has(ref),
+        }
+    report["images"] = images
+    ok = all(report[k] for k in ("engine", "registry", "slow_registry", "state_file")) and all(
+        v["registry"] for v in images.values()
+    )
+    report["ok"] = ok
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+
+        def up_down(flag: object) -> str:
+            return "answers" if flag else "DOWN"
+
+        def who(pid: object) -> str:
+            return f"started here, pid {pid}" if pid else "not started here"
+
+        print(f"engine         {up_down(engine)} ({who(report['engine_started_here'])})")
+        print(
+            f"registry       {cfg.registry} {up_down(report['registry'])}"
+            f" ({who(report['registry_pid'])})"
+        )
+        print(
+            f"slow registry  {cfg.slow_registry} {up_down(report['slow_registry'])}"
+            f" ({who(report['nginx_pid'])}, limit_rate {cfg.rate})"
+        )
+        for key, where in images.items():
+            marks = ", ".join(k for k, v in where.items() if v) or "missing"
+            print(f"image {key:<9}{cfg.registry}/{testbed_images.specs()[key]['ref']}: {marks}")
+        print("status: " + ("up" if ok else "NOT up (run scripts/testbed up)"))
+    return 0 if ok else 1
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/testbed", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="bring the bed up (idempotent)")
+    p_up.add_argument(
+        "--skip-debian", action="store_true", help="skip the two debootstrap images (faster)"
+    )
+    sub.add_parser("down", help="stop what `up` started")
+    p_status = sub.add_parser("status", help="report; exit 0 only when all is up")
+    p_status.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = Config.from_env()
+    if args.command == "up":
+        return up(cfg, args.skip_debian)
+    if args.command == "down":
+        return down(cfg)
+    return status(cfg, args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,172 @@
+"""Shared fixtures: the real Docker test bed (see README, "Test bed").
+
+Fixtures other test files rely on (keep these names):
+
+- ``testbed`` (session): a :class:`Testbed` read from ``.testbed/state.json``. If the bed is
+  not up, ``scripts/testbed up`` is run once. Attributes: ``registry`` ("127.0.0.1:5000"),
+  ``slow_registry`` ("127.0.0.1:5001", bandwidth-limited), ``rate`` (nginx limit, "5m"),
+  image refs on the fast registry ``base``, ``layers``, ``shared_a``, ``shared_b``,
+  ``python``, ``postgres``, and :meth:`Testbed.slow` to name an image on the slow front.
+- ``docker_client`` (session): a ``docker.DockerClient`` for the bed's engine.
+- ``remove_image`` (function): ``remove_image(ref)`` removes that image with every tag it
+  has (the :5000 and :5001 names alike), so the next pull downloads it again.
+
+Every test marked ``engine`` gets ``testbed`` automatically. When the bed cannot be brought
+up such a test is skipped with the reason, except under ``CI=true``, where it fails: CI must
+never pass by skipping the engine tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import docker
+import docker.errors
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("TESTBED_DIR", REPO / ".testbed"))
+TESTBED = REPO / "scripts" / "testbed"
+# Tests must leave these tagged locally: other engineers' tests and `make demo` use them.
+PROTECTED = ("dp/base:", "dp/python:", "dp/postgres:")
+
+
+@dataclass(frozen=True)
+class Testbed:
+    """Addresses and image names of the running test bed (from ``.testbed/state.json``)."""
+
+    registry: str
+    slow_registry: str
+    rate: str
+    docker_host: str
+    images: dict[str, str] = field(repr=False)
+
+    @property
+    def base(self) -> str:
+        return self.images["base"]
+
+    @property
+    def layers(self) -> str:
+        return self.images["layers"]
+
+    @property
+    def shared_a(self) -> str:
+        return self.images["shared_a"]
+
+    @property
+    def shared_b(self) -> str:
+        return self.images["shared_b"]
+
+    @property
+    def python(self) -> str:
+        return self.images["python"]
+
+    @property
+    def postgres(self) -> str:
+        return self.images["postgres"]
+
+    def slow(self, ref: str) -> str:
+        """The same image named on the bandwidth-limited front: pulls take seconds."""
+        prefix = self.registry + "/"
+        if not ref.startswith(prefix):
+            raise ValueError(f"{ref!r} is not an image of the test bed registry {self.registry}")
+        return self.slow_registry + "/" + ref[len(prefix) :]
+
+
+def _answers(address: str) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://{address}/v2/", timeout=3) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _read_state() -> Testbed | None:
+    """The bed described by state.json, if that file exists and both registries answer."""
+    try:
+        state = json.loads((STATE_DIR / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    bed = Testbed(
+        registry=state["registry"],
+        slow_registry=state["slow_registry"],
+        rate=state["rate"],
+        docker_host=state["docker_host"],
+        images=dict(state["images"]),
+    )
+    if _answers(bed.registry) and _answers(bed.slow_registry):
+        return bed
+    return None
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"test bed unavailable under CI: {reason}", pytrace=False)
+    pytest.skip(f"test bed unavailable: {reason} (run `scripts/testbed up`)")
+
+
+@pytest.fixture(scope="session")
+def testbed() -> Testbed:
+    bed = _read_state()
+    if bed is None:
+        try:
+            run = subprocess.run(
+                [str(TESTBED), "up"], capture_output=True, text=True, timeout=900, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            _unavailable(f"`scripts/testbed up` did not complete: {exc}")
+        if run.returncode != 0:
+            tail = "\n".join((run.stdout + run.stderr).splitlines()[-15:])
+            _unavailable(f"`scripts/testbed up` exited {run.returncode}:\n{tail}")
+        bed = _read_state()
+        if bed is None:
+            _unavailable("`scripts/testbed up` succeeded but the registries do not answer")
+    return bed
+
+
+@pytest.fixture(autouse=True)
+def _engine_tests_need_the_bed(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("engine") is not None:
+        request.getfixturevalue("testbed")
+
+
+@pytest.fixture(scope="session")
+def docker_client(testbed: Testbed) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=testbed.docker_host, timeout=120)
+    try:
+        client.ping()
+    except docker.errors.DockerException as exc:
+        _unavailable(f"engine at {testbed.docker_host} does not answer: {exc}")
+    yield client
+    client.close()
+
+
+def _remove_image(client: docker.DockerClient, ref: str) -> None:
+    """Remove ``ref``'s image under every tag it has; do nothing if it isn't there."""
+    if any(p in ref for p in PROTECTED):
+        raise ValueError(f"{ref} is shared by the whole suite; tests must not remove it")
+    try:
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return
+    # Removing by id with force drops every tag (the :5000 and :5001 names) in one call.
+    try:
+        client.images.remove(image.id, force=True)
+    except docker.errors.ImageNotFound:
+        return  # another test session removed it meanwhile
+
+
+@pytest.fixture
+def remove_image(docker_client: docker.DockerClient) -> Callable[[str], None]:
+    def remove(ref: str) -> None:
+        _remove_image(docker_client, ref)
+
+    return remove
