@@ -1,0 +1,52 @@
+"""``dockprogress serve``: the live dashboard (page, JSON API, WebSocket) on one port.
+
+Binds to 127.0.0.1:8765 by default. Any other address needs a token: ``--token``, else
+``DOCKPROGRESS_TOKEN``, else one is generated and printed. The printed URL carries the token
+in its fragment (``#token=...``), which the browser keeps to itself: the page reads it and
+never sends it in a URL the server logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from dockprogress.sinks.web.server import DEFAULT_HOST, DEFAULT_PORT, resolve_token, run_server
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the live dashboard",
+        description="Serve the live dashboard: the page, the JSON API and the event stream.",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind ({DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port ({DEFAULT_PORT})")
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="require this token for the API and the event stream (or DOCKPROGRESS_TOKEN); "
+        "generated when binding to a non-loopback address without one",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    given = args.token if args.token is not None else os.environ.get("DOCKPROGRESS_TOKEN")
+    token, generated = resolve_token(args.host, given)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{args.port}/"
+    if token is not None:
+        url += f"#token={token}"
+    if generated:
+        print(f"dockprogress: generated token: {token}", file=sys.stderr)
+    print(f"dockprogress: dashboard at {url}", file=sys.stderr, flush=True)
+    try:
+        run_server(args.host, args.port, token)
+    except KeyboardInterrupt:
+        return 0
+    return 0
