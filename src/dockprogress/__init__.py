@@ -18,7 +18,12 @@ from dockprogress.errors import (
     UsageError,
 )
 from dockprogress.events import Kind, Operation, State, TaskEvent
+from dockprogress.handler import IncrementAdapter, MessageHandler
 from dockprogress.sinks.base import EventCallback, Fanout, Sink
+from dockprogress.sinks.display import open_display
+from dockprogress.sinks.jsonl import JsonLinesSink
+from dockprogress.sinks.plain import PlainSink
+from dockprogress.sinks.terminal import TerminalSink
 from dockprogress.task import RateWindow, Task
 
 __all__ = [
@@ -28,10 +33,14 @@ __all__ = [
     "EventCallback",
     "ExecError",
     "Fanout",
+    "IncrementAdapter",
+    "JsonLinesSink",
     "Kind",
     "LogFollowError",
+    "MessageHandler",
     "MilestoneConfigError",
     "Operation",
+    "PlainSink",
     "PullError",
     "RateWindow",
     "RegistryError",
@@ -40,5 +49,7 @@ __all__ = [
     "StreamError",
     "Task",
     "TaskEvent",
+    "TerminalSink",
     "UsageError",
+    "open_display",
 ]

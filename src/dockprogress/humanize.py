@@ -107,19 +107,20 @@ def count(current: float, total: float | None) -> str:
 def printable(text: str, *, limit: int = 400) -> str:
     """``text`` as one safe line: escape sequences and control characters removed.
 
-    Tabs and line breaks become spaces (then runs of spaces shrink to one), other control
-    and format characters (C0, DEL, C1, bidi overrides) are dropped. The result is cut to
+    Tabs, line breaks and other separators become spaces (then runs of spaces shrink to
+    one); every other character Python does not call printable (C0, DEL, C1, format and bidi
+    characters, unassigned and private-use code points) is dropped. The result is cut to
     ``limit`` characters with a trailing ``…``.
     """
     text = _ESCAPES.sub("", text)
     out: list[str] = []
     for char in text:
-        if char in "\t\n\r\v\f":
-            out.append(" ")
-        elif unicodedata.category(char) in ("Cc", "Cf", "Cs"):
-            continue
-        else:
+        if char.isprintable():
             out.append(char)
+        elif char in "\t\n\r\v\f" or unicodedata.category(char)[0] == "Z":
+            out.append(" ")  # line breaks and odd spaces (NBSP, U+2028) separate words
+        # Anything else (controls, format and bidi characters, unassigned or private-use
+        # code points, lone surrogates) is dropped.
     line = " ".join("".join(out).split())
     if len(line) > limit:
         line = line[: max(limit - 1, 0)] + "…"

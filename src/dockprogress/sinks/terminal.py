@@ -50,6 +50,8 @@ _MARKS: dict[State, tuple[str, str]] = {
 }
 
 _BAR_WIDTH = 24
+_PULSE_LENGTH = 6
+_PULSE_SPEED = 12.0  # cells per second
 
 
 @dataclass(slots=True)
@@ -156,7 +158,13 @@ def _cells(event: TaskEvent, first_seen: float, now: float) -> list[RenderableTy
     mark, mark_style = _MARKS[event.state]
     is_download = event.kind is Kind.DOWNLOAD
     if event.state is State.ERROR:
-        note = Text(f"error: {humanize.printable(event.error or 'failed')}", style="red")
+        # The message is what the user acts on: wrapped in full, never cut to an ellipsis.
+        note = Text(
+            f"error: {humanize.printable(event.error or 'failed')}",
+            style="red",
+            no_wrap=False,
+            overflow="fold",
+        )
     elif event.state is State.CANCELLED:
         reason = humanize.printable(event.error or "")
         note = Text(f"cancelled: {reason}" if reason else "cancelled", style="yellow")
@@ -186,14 +194,28 @@ def _cells(event: TaskEvent, first_seen: float, now: float) -> list[RenderableTy
     ]
 
 
-def _bar(event: TaskEvent, now: float) -> ProgressBar:
+def _bar(event: TaskEvent, now: float) -> RenderableType:
+    if event.percent is None and event.state in (State.RUNNING, State.PENDING):
+        return _pulse(now)
     bar_style = {State.ERROR: "red", State.CANCELLED: "yellow"}.get(event.state, "bar.complete")
-    pulse = event.percent is None and event.state in (State.RUNNING, State.PENDING)
     return ProgressBar(
         total=100.0,
         completed=event.percent or 0.0,
         width=_BAR_WIDTH,
-        pulse=pulse,
         complete_style=bar_style,
-        animation_time=now,
+        finished_style="bar.finished",
     )
+
+
+def _pulse(now: float) -> Text:
+    """An indeterminate bar: a segment sweeping across, readable without colours too.
+
+    Its position is a function of ``now`` only, so a frame drawn at a given time is fixed.
+    """
+    span = _BAR_WIDTH + _PULSE_LENGTH
+    head = int(now * _PULSE_SPEED) % span  # the segment's right end, entering from the left
+    start, end = max(head - _PULSE_LENGTH, 0), min(head, _BAR_WIDTH)
+    text = Text("─" * start, style="bar.back")
+    text.append("━" * max(end - start, 0), style="bar.pulse")
+    text.append("─" * (_BAR_WIDTH - max(end, start)), style="bar.back")
+    return text
