@@ -1,0 +1,107 @@
+"""Incremental decoder for newline-delimited JSON (the engine's pull/push/build streams).
+
+Sans-IO: bytes in, JSON objects (``dict``) out, nothing read or written here.
+
+* :meth:`JsonLinesDecoder.decode` takes any chunk of bytes (a chunk is not a line: it may hold
+  half a line, several lines, or a UTF-8 character cut in two) and returns the objects of the
+  lines it completed. A partial line is kept until its newline arrives ("need more data").
+* :meth:`JsonLinesDecoder.flush` is the end of the stream: the last line, even without its
+  newline, is decoded then.
+* Lines end with ``\\n``; a ``\\r`` before it (the engine writes ``\\r\\n``) and surrounding
+  blanks are stripped; empty lines are skipped.
+
+Malformed input is a different outcome from "need more data":
+
+* a line that is not JSON, or is JSON but not an object, is *junk*. With ``strict=False``
+  (the default) it is skipped and counted in :attr:`JsonLinesDecoder.junk`, its text kept in
+  :attr:`JsonLinesDecoder.last_junk` (a proxy or a daemon log line interleaved with the
+  stream must not end a pull that the engine is still carrying out). With ``strict=True`` it
+  raises :class:`~dockprogress.errors.StreamError`.
+* a line longer than ``max_line`` bytes always raises :class:`StreamError`: the buffer has a
+  cap, so a stream that never sends a newline cannot grow memory without bound.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from dockprogress.errors import StreamError
+
+__all__ = ["DEFAULT_MAX_LINE", "JsonLinesDecoder"]
+
+#: The longest line accepted, in bytes. The engine's longest pull messages (errors naming a
+#: URL) are well under 4 KiB; 1 MiB leaves room for ``aux`` payloads of other streams.
+DEFAULT_MAX_LINE: Final = 1 << 20
+
+_loads = json.loads
+
+
+class JsonLinesDecoder:
+    """Bytes of a JSON-lines stream in, one ``dict`` per complete line out."""
+
+    __slots__ = ("_buffer", "junk", "last_junk", "lines", "max_line", "strict")
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, strict: bool = False) -> None:
+        self.max_line = max_line
+        self.strict = strict
+        self._buffer = b""
+        #: Lines decoded into objects so far.
+        self.lines = 0
+        #: Lines skipped as junk so far (``strict=False``).
+        self.junk = 0
+        self.last_junk: str | None = None
+
+    def decode(self, data: bytes | str) -> list[dict[str, Any]]:
+        """Feed one chunk; return the objects of the lines it completed (maybe none)."""
+        if isinstance(data, str):  # docker-py hands a non-chunked (error) body over as text
+            data = data.encode()
+        if not data:
+            return []
+        buffer = self._buffer + data if self._buffer else data
+        if b"\n" not in data:
+            self._check_cap(buffer)
+            self._buffer = buffer
+            return []
+        *complete, rest = buffer.split(b"\n")
+        self._check_cap(rest)
+        self._buffer = rest
+        out: list[dict[str, Any]] = []
+        for line in complete:
+            self._decode_line(line, out)
+        return out
+
+    def flush(self) -> list[dict[str, Any]]:
+        """End of stream: decode what is left, even without a final newline."""
+        rest, self._buffer = self._buffer, b""
+        out: list[dict[str, Any]] = []
+        self._decode_line(rest, out)
+        return out
+
+    def _check_cap(self, pending: bytes) -> None:
+        if len(pending) > self.max_line:
+            self._buffer = b""
+            raise StreamError(
+                f"JSON-lines stream sent a line longer than {self.max_line} bytes without a "
+                "newline; is this really an engine stream?"
+            )
+
+    def _decode_line(self, line: bytes, out: list[dict[str, Any]]) -> None:
+        if len(line) > self.max_line:
+            raise StreamError(f"JSON-lines stream sent a line longer than {self.max_line} bytes")
+        line = line.strip()
+        if not line:
+            return
+        try:
+            value = _loads(line)
+        except ValueError:  # JSONDecodeError and UnicodeDecodeError both derive from it
+            value = None
+        if isinstance(value, dict):
+            self.lines += 1
+            out.append(value)
+            return
+        text = line.decode("utf-8", "replace")
+        if self.strict:
+            raise StreamError(f"not a JSON object in a JSON-lines stream: {text[:200]!r}")
+        self.junk += 1
+        self.last_junk = text[:200]

@@ -1,0 +1,512 @@
+"""Sans-IO pull tracker: the engine's pull messages in, one task's events out.
+
+Feed :meth:`PullTracker.feed` the decoded messages of ``POST /images/create`` (dicts with
+``status``, ``id``, ``progressDetail``, ``errorDetail``, see ``REFERENCE.md`` §1), then
+:meth:`PullTracker.feed_eof` when the stream ends. Each call returns the task's new
+:class:`~dockprogress.events.TaskEvent`, or ``None`` when the message changed nothing (a
+message that is not a pull message at all is ignored and counted in :attr:`ignored`).
+
+The task (id ``pull:<image>``, operation ``pull``, kind ``download``) reports:
+
+* ``current``: compressed bytes downloaded, over the layers that have to be downloaded;
+* ``total``: compressed bytes to download. With the manifest's layer sizes
+  (``layer_sizes=``, see :mod:`dockprogress.core.manifest`) it is exact from the first event:
+  the manifest's sum, less each layer the stream reports ``Already exists``/``Exists`` (the
+  engine says so before any byte moves), less, at the final ``Status:`` line, layers the
+  stream never named (an image that is up to date downloads nothing). Without the manifest
+  the total is the sum of the sizes the stream has shown so far, and
+  ``detail["exact_total"]`` is ``False``;
+* ``percent``: download and extraction weighed together::
+
+      percent = 100 * (downloaded + w * extracted) / ((1 + w) * total),   w = 0.25
+
+  so downloading is 80 % of the bar and extraction 20 %. Extraction is counted because a
+  pull is not usable until its layers are unpacked, and forgetting it leaves a bar at 100 %
+  for seconds; it weighs less because unpacking a compressed layer on a local disk is several
+  times faster than fetching it (most of all through a throttled link), yet not free.
+  Without exact sizes each layer has an equal share of the bar instead (its own download
+  fraction and extraction fraction weighed the same way): layers the engine has announced but
+  whose size is still unknown hold their share in reserve, so a size arriving late cannot
+  pull the bar back. ``percent`` never decreases (the :class:`~dockprogress.task.Task`
+  holds it) and reaches 100 only on ``done``: at the end of the stream, after the final
+  ``Status:`` line, with no error;
+* ``detail``: ``layers`` (short id → state, current, total), ``counts`` per state,
+  ``exact_total``, ``downloaded``, ``extracted``, ``extract_weight``, ``retries``,
+  ``digest``/``status`` once the engine says them, and the caller's ``extra_detail``.
+  It is rebuilt when a layer changes state and otherwise at most every
+  ``detail_interval`` seconds, so the byte-by-byte hot path costs a few additions and one
+  snapshot.
+
+Per layer (keyed by the 12-hex short digest, the stream's ``id``), downloaded bytes never go
+down: a download resumed after ``Retrying in N seconds`` starts again at 0 of
+``size - offset``, so the layer counts ``max(before, offset + current)`` with
+``offset = size - new_total``. An engine with the containerd image store reports
+``Extracting`` in seconds (``units: "s"``, no total): the layer is shown extracting, and its
+extraction counts as done at ``Pull complete``. Messages for an id never announced add a
+layer (the total grows and is flagged not exact; percent holds).
+
+An ``errorDetail`` (or ``error``, or the engine's refusal body ``{"message": …}``) message
+ends the task in state ``error`` with the engine's message; :attr:`PullTracker.error` then
+holds a :class:`~dockprogress.errors.PullError` for the adapter to raise. A stream that
+ends without its final ``Status:`` line also ends in ``error``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from dockprogress.errors import PullError
+from dockprogress.events import Kind, Operation, TaskEvent
+from dockprogress.task import Clock, Task
+
+__all__ = ["EXTRACT_WEIGHT", "LayerState", "PullTracker"]
+
+#: Weight of extraction against download, per byte of compressed layer (see module doc).
+EXTRACT_WEIGHT: Final = 0.25
+
+
+class LayerState:
+    """Machine words for a layer's state (``detail["layers"][id]["state"]``)."""
+
+    PENDING: Final = "pending"  # Pulling fs layer
+    WAITING: Final = "waiting"  # queued behind the engine's 3 concurrent downloads
+    DOWNLOADING: Final = "downloading"
+    RETRYING: Final = "retrying"
+    VERIFYING: Final = "verifying"
+    DOWNLOADED: Final = "downloaded"
+    EXTRACTING: Final = "extracting"
+    COMPLETE: Final = "complete"
+    PRESENT: Final = "present"  # Already exists / Exists: not downloaded by this pull
+
+
+_BUSY_DOWNLOADING: Final = (
+    LayerState.PENDING,
+    LayerState.WAITING,
+    LayerState.DOWNLOADING,
+    LayerState.VERIFYING,
+)
+
+# The engine's status words for layers, mapped to our states (those needing numbers are
+# handled apart). Anything else with an ``id`` is an unknown layer status and is ignored.
+_SIMPLE_STATUS: Final = {
+    "Pulling fs layer": LayerState.PENDING,
+    "Waiting": LayerState.WAITING,
+    "Verifying Checksum": LayerState.VERIFYING,
+    "Download complete": LayerState.DOWNLOADED,
+    "Pull complete": LayerState.COMPLETE,
+    "Already exists": LayerState.PRESENT,
+    "Exists": LayerState.PRESENT,
+}
+
+
+class _Layer:
+    __slots__ = ("downloaded", "extract_seconds", "extracted", "share", "size", "state")
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+        self.state = LayerState.PENDING
+        self.downloaded = 0  # monotonic, bytes of the whole blob
+        self.extracted = 0  # monotonic, compressed bytes read by extraction
+        self.extract_seconds: float | None = None
+        self.share = 0.0  # this layer's fraction of its own work, 0..1 (non-exact percent)
+
+
+class PullTracker:
+    """One image pull: engine messages in (:meth:`feed`), events out. No I/O."""
+
+    __slots__ = (
+        "_clock",
+        "_counts",
+        "_dirty",
+        "_downloaded",
+        "_exact",
+        "_extracted",
+        "_has_manifest",
+        "_last_detail",
+        "_layers",
+        "_manifest_sizes",
+        "_share_sum",
+        "_total",
+        "detail_interval",
+        "digest",
+        "error",
+        "extra_detail",
+        "extract_weight",
+        "ignored",
+        "image",
+        "retries",
+        "status",
+        "task",
+    )
+
+    def __init__(
+        self,
+        image: str,
+        *,
+        layer_sizes: Mapping[str, int] | None = None,
+        task_id: str | None = None,
+        clock: Clock = time.time,
+        priority: int = 0,
+        extract_weight: float = EXTRACT_WEIGHT,
+        detail_interval: float = 0.5,
+        extra_detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.image = image
+        self.extra_detail = dict(extra_detail or {})
+        self.extract_weight = extract_weight
+        self.detail_interval = detail_interval
+        self._manifest_sizes: dict[str, int] = dict(layer_sizes or {})
+        self._has_manifest = self._exact = layer_sizes is not None
+        self._clock = clock
+        self._layers: dict[str, _Layer] = {}
+        self._counts: dict[str, int] = {}
+        self._downloaded = 0
+        self._extracted = 0
+        self._total = sum(self._manifest_sizes.values())
+        self._share_sum = 0.0
+        self._dirty = True
+        self._last_detail = float("-inf")
+        self.digest: str | None = None
+        self.status: str | None = None
+        self.error: PullError | None = None
+        self.retries = 0
+        self.ignored = 0
+        self.task = Task(
+            task_id or f"pull:{image}",
+            Operation.PULL,
+            Kind.DOWNLOAD,
+            description=f"pulling {image}",
+            total=self._total if self._exact else None,
+            priority=priority,
+            clock=clock,
+        )
+        for short in self._manifest_sizes:
+            self._add_layer(short, announced=False)
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def exact_total(self) -> bool:
+        """``True`` while the total comes from the manifest and no unknown layer appeared."""
+        return self._exact
+
+    @property
+    def ended(self) -> bool:
+        return self.task.ended
+
+    # ----------------------------------------------------------------- feeding
+
+    def begin(self) -> TaskEvent | None:
+        """The first ``running`` event, before the engine is asked: carries the total."""
+        return self._emit("resolving", phase="resolving", force_detail=True)
+
+    def feed(self, message: Mapping[str, Any]) -> TaskEvent | None:
+        """One engine message; the new event, or ``None`` when it changed nothing."""
+        if self.task.ended:
+            return None
+        if "errorDetail" in message or "error" in message or "message" in message:
+            return self._feed_other(message, None)
+        status = message.get("status")
+        layer_id = message.get("id")
+        if not isinstance(status, str) or not isinstance(layer_id, str):
+            return self._feed_other(message, status)
+        layer = self._layers.get(layer_id)
+        if status == "Downloading":
+            return self._downloading(layer_id, layer, message.get("progressDetail"))
+        if status == "Extracting":
+            return self._extracting(layer_id, layer, message.get("progressDetail"))
+        new_state = _SIMPLE_STATUS.get(status)
+        if new_state is None:
+            if status.startswith("Retrying in"):
+                layer = layer or self._add_layer(layer_id)
+                if layer.state is LayerState.PRESENT:
+                    return None
+                self.retries += 1
+                self._set_state(layer, LayerState.RETRYING)
+                return self._emit(f"layer {layer_id}: {status.lower()}")
+            if status.startswith("Pulling from"):
+                return self._emit(status.lower())
+            self.ignored += 1
+            return None
+        layer = layer or self._add_layer(layer_id)
+        if layer.state == new_state or layer.state is LayerState.PRESENT:
+            return None
+        if new_state is LayerState.PRESENT:
+            self._make_present(layer)
+        else:
+            if new_state is LayerState.VERIFYING or new_state is LayerState.DOWNLOADED:
+                self._download_done(layer)
+            elif new_state is LayerState.COMPLETE:
+                self._download_done(layer)
+                self._set_extracted(layer, layer.size, complete=True)
+            self._set_state(layer, new_state)
+        return self._emit(None)
+
+    def feed_eof(self) -> TaskEvent | None:
+        """End of stream: ``done`` after a final ``Status:`` line, else ``error``."""
+        if self.task.ended:
+            return None
+        if self.status is None:
+            return self.fail("the engine closed the pull stream before reporting its end")
+        if self.task.total is None:  # nothing to download, no manifest: 0 bytes of 0
+            self.task.total = float(self._total)
+        return self.task.finish(description=self.status, detail=self._detail())
+
+    def fail(self, message: str) -> TaskEvent | None:
+        """End in ``error`` (an adapter's connection error, say); :attr:`error` is set."""
+        if self.task.ended:
+            return None
+        self.error = PullError(message, image=self.image)
+        return self.task.fail(message, detail=self._detail())
+
+    def cancel(self, reason: str | None = "cancelled") -> TaskEvent | None:
+        return self.task.cancel(reason, detail=self._detail())
+
+    # ---------------------------------------------------------- layer messages
+
+    def _downloading(self, layer_id: str, layer: _Layer | None, progress: Any) -> TaskEvent | None:
+        layer = layer or self._add_layer(layer_id)
+        if layer.state is LayerState.PRESENT:
+            return None
+        current = total = 0
+        if isinstance(progress, dict):
+            current = progress.get("current") or 0
+            total = progress.get("total") or 0
+        if total > 0:
+            if layer.size is None:
+                self._set_size(layer, total)
+            elif total > layer.size:  # the manifest was not this image's (other platform?)
+                self._exact = False
+                self._set_size(layer, total)
+        size = layer.size
+        if size is not None:
+            # A resumed download counts from 0 of what is left: add back the offset.
+            offset = size - total if total else 0
+            self._set_downloaded(layer, min(offset + current, size))
+        elif current > layer.downloaded:
+            layer.downloaded = current  # shown in detail; counted once the size is known
+        if layer.state is not LayerState.DOWNLOADING:
+            self._set_state(layer, LayerState.DOWNLOADING)
+        return self._emit(None)
+
+    def _extracting(self, layer_id: str, layer: _Layer | None, progress: Any) -> TaskEvent | None:
+        layer = layer or self._add_layer(layer_id)
+        if layer.state is LayerState.PRESENT:
+            return None
+        self._download_done(layer)
+        if isinstance(progress, dict):
+            current = progress.get("current") or 0
+            if progress.get("units") == "s" or not progress.get("total"):
+                # containerd store: seconds spent, no total; counted at Pull complete.
+                layer.extract_seconds = float(current)
+            else:
+                if layer.size is None:
+                    self._set_size(layer, progress["total"])
+                self._set_extracted(layer, current)
+        if layer.state is not LayerState.EXTRACTING:
+            self._set_state(layer, LayerState.EXTRACTING)
+        return self._emit(None)
+
+    def _feed_other(self, message: Mapping[str, Any], status: Any) -> TaskEvent | None:
+        error = message.get("errorDetail")
+        text: Any = None
+        if isinstance(error, dict):
+            text = error.get("message")
+        # ``message`` alone is the engine's body when it refuses a request before streaming
+        # (e.g. ``{"message": "manifest for … not found"}``): the same error, told earlier.
+        text = text or message.get("error") or (message.get("message") if status is None else None)
+        if text:
+            return self.fail(str(text))
+        if not isinstance(status, str):
+            self.ignored += 1
+            return None
+        if status.startswith("Digest:"):
+            self.digest = status.partition(":")[2].strip()
+            return self._emit(None, force_detail=True)
+        if status.startswith("Status:"):
+            self.status = status.partition(":")[2].strip()
+            # Layers the stream never named were not needed (an up-to-date image).
+            for layer in self._layers.values():
+                if layer.state is LayerState.PENDING and not layer.downloaded:
+                    self._make_present(layer)
+            return self._emit(self.status, phase="finishing", force_detail=True)
+        if status.startswith("Pulling from"):
+            return self._emit(status.lower())
+        self.ignored += 1
+        return None
+
+    # --------------------------------------------------------------- bookkeeping
+
+    def _add_layer(self, layer_id: str, *, announced: bool = True) -> _Layer:
+        layer = _Layer(self._manifest_sizes.get(layer_id))
+        if announced and self._has_manifest and layer_id not in self._manifest_sizes:
+            self._exact = False  # a layer the manifest did not list: total grows
+        self._layers[layer_id] = layer
+        self._counts[layer.state] = self._counts.get(layer.state, 0) + 1
+        self._dirty = True
+        return layer
+
+    def _set_state(self, layer: _Layer, state: str) -> None:
+        counts = self._counts
+        counts[layer.state] -= 1
+        counts[state] = counts.get(state, 0) + 1
+        layer.state = state
+        self._dirty = True
+
+    def _set_size(self, layer: _Layer, size: int) -> None:
+        old = layer.size or 0
+        layer.size = size
+        if layer.state is not LayerState.PRESENT:
+            self._total += size - old
+            # Bytes seen before the size was known now count.
+            self._downloaded -= min(layer.downloaded, old) if old else 0
+            layer.downloaded = min(layer.downloaded, size)
+            self._downloaded += layer.downloaded
+            self._update_share(layer)
+
+    def _set_downloaded(self, layer: _Layer, value: int) -> None:
+        if value > layer.downloaded:
+            self._downloaded += value - layer.downloaded
+            layer.downloaded = value
+            self._update_share(layer)
+
+    def _download_done(self, layer: _Layer) -> None:
+        if layer.size is None:
+            # Never saw its size: what it downloaded is its size.
+            self._set_size(layer, layer.downloaded)
+        assert layer.size is not None
+        self._set_downloaded(layer, layer.size)
+
+    def _set_extracted(self, layer: _Layer, value: int | None, *, complete: bool = False) -> None:
+        size = layer.size or 0
+        value = size if value is None else min(value, size) if size else value
+        if value > layer.extracted:
+            self._extracted += value - layer.extracted
+            layer.extracted = value
+        if complete or value > 0:
+            self._update_share(layer, complete=complete)
+
+    def _make_present(self, layer: _Layer) -> None:
+        if layer.state is LayerState.PRESENT:
+            return
+        self._total -= layer.size or 0
+        self._downloaded -= layer.downloaded
+        self._extracted -= layer.extracted
+        self._share_sum -= layer.share
+        layer.share = 0.0
+        self._set_state(layer, LayerState.PRESENT)
+
+    def _update_share(self, layer: _Layer, *, complete: bool = False) -> None:
+        if complete:
+            share = 1.0
+        elif layer.size:
+            w = self.extract_weight
+            share = (layer.downloaded + w * layer.extracted) / ((1.0 + w) * layer.size)
+        else:
+            share = 0.0
+        if share > layer.share:
+            self._share_sum += share - layer.share
+            layer.share = share
+
+    # ----------------------------------------------------------------- emitting
+
+    def _percent(self) -> float:
+        if self._exact:
+            if self._total <= 0:
+                return 0.0
+            w = self.extract_weight
+            return 100.0 * (self._downloaded + w * self._extracted) / ((1.0 + w) * self._total)
+        active = len(self._layers) - self._counts.get(LayerState.PRESENT, 0)
+        return 100.0 * self._share_sum / active if active > 0 else 0.0
+
+    def _phase(self) -> str:
+        counts = self._counts
+        if counts.get(LayerState.RETRYING):
+            return "retrying"
+        if any(counts.get(state) for state in _BUSY_DOWNLOADING):
+            return "downloading"
+        if counts.get(LayerState.EXTRACTING) or counts.get(LayerState.DOWNLOADED):
+            return "extracting"
+        if self.status is not None:
+            return "finishing"
+        return "resolving" if not self._layers else "finishing"
+
+    def _describe(self, phase: str) -> str:
+        counts = self._counts
+        layers = len(self._layers) - counts.get(LayerState.PRESENT, 0)
+        downloaded = (
+            counts.get(LayerState.DOWNLOADED, 0)
+            + counts.get(LayerState.EXTRACTING, 0)
+            + counts.get(LayerState.COMPLETE, 0)
+        )
+        if phase == "downloading":
+            return f"downloading {layers - downloaded} of {layers} layers"
+        if phase == "extracting":
+            return f"extracting {layers - counts.get(LayerState.COMPLETE, 0)} of {layers} layers"
+        return phase
+
+    def _emit(
+        self, description: str | None, *, phase: str | None = None, force_detail: bool = False
+    ) -> TaskEvent | None:
+        task = self.task
+        detail = None
+        if self._dirty or force_detail:
+            phase = phase or self._phase()
+            if description is None:
+                description = self._describe(phase)
+            detail = self._detail()
+            self._dirty = False
+        else:
+            now = self._clock()
+            if now - self._last_detail >= self.detail_interval:
+                detail = self._detail()
+        if detail is not None:
+            self._last_detail = self._clock()
+        total: float | None
+        total = self._total if self._exact or self._total > 0 else None
+        if phase is None:
+            return task.update(
+                current=self._downloaded,
+                total=total,
+                percent=self._percent(),
+                description=description,
+                detail=detail,
+            )
+        return task.update(
+            current=self._downloaded,
+            total=total,
+            percent=self._percent(),
+            description=description,
+            phase=phase,
+            detail=detail,
+        )
+
+    def _detail(self) -> dict[str, Any]:
+        layers = {
+            short: {
+                "state": layer.state,
+                "current": layer.downloaded,
+                "total": layer.size,
+                **({"extract_seconds": layer.extract_seconds} if layer.extract_seconds else {}),
+            }
+            for short, layer in self._layers.items()
+        }
+        detail: dict[str, Any] = {
+            "image": self.image,
+            "exact_total": self._exact,
+            "layers": layers,
+            "counts": {state: n for state, n in self._counts.items() if n},
+            "downloaded": self._downloaded,
+            "extracted": self._extracted,
+            "extract_weight": self.extract_weight,
+            "retries": self.retries,
+        }
+        if self.digest is not None:
+            detail["digest"] = self.digest
+        if self.status is not None:
+            detail["status"] = self.status
+        if self.extra_detail:
+            detail.update(self.extra_detail)
+        return detail
