@@ -289,11 +289,9 @@ class _Follower:
         )
         watcher = _EventWatcher(api, container_id, self.queue)
         try:
-            # Runs older than a minute ago started before the epoch of a fresh container.
             start = started_ns / 1e9 if started_ns and started_ns > 0 else time.time()
             yield from tracker.start(start)
-            first_since = format_since(started_ns) if started_ns and started_ns > 0 else None
-            self._open(api, container_id, first_since)
+            self._open(api, container_id, _run_since(info))
             yield from self._loop(api, container_id, tracker, tty)
         except KeyboardInterrupt:
             yield from tracker.cancel("cancelled by Ctrl-C")
@@ -344,11 +342,10 @@ class _Follower:
                     lines, kind = [], _BROKEN
                 for line in lines:
                     if self.cursor.accept(line):
+                        drained = False  # a new line: the container may still be writing
                         yield from tracker.feed_line(line)
                     if tracker.ended:
                         return
-                if lines:
-                    drained = False
                 if kind != _BROKEN:
                     continue
             if kind in (_EOF, _BROKEN) and self.stream is not None:
@@ -387,8 +384,7 @@ class _Follower:
             if state.get("Running") and not state.get("Restarting"):
                 since = self.cursor.resume()
                 if since is None:
-                    started_ns, _ = split_timestamp(str(state.get("StartedAt", "")) + " ")
-                    since = format_since(started_ns) if started_ns and started_ns > 0 else None
+                    since = _run_since(info)
                 self.reconnects += 1
                 try:
                     self._open(api, container_id, since)
@@ -420,3 +416,20 @@ class _Follower:
             at = finished_ns / 1e9 if finished_ns and finished_ns > 0 else now
             yield from tracker.container_exited(exit_code, at)
             return
+
+
+def _run_since(info: Mapping[str, Any]) -> str | None:
+    """Where the current run's logs begin: just after the previous run finished.
+
+    Not ``StartedAt``: the process may write its first lines before the engine records
+    ``StartedAt``, so those lines carry earlier timestamps. A container that never finished
+    (``FinishedAt`` is year 1) is asked from the beginning.
+    """
+    state = info.get("State", {})
+    finished_ns, _ = split_timestamp(str(state.get("FinishedAt", "")) + " ")
+    started_ns, _ = split_timestamp(str(state.get("StartedAt", "")) + " ")
+    if finished_ns is None or finished_ns <= 0:
+        return None
+    if started_ns is not None and finished_ns > started_ns and not state.get("Running"):
+        return None  # stopped: its last run is the one before FinishedAt; read it all
+    return format_since(finished_ns + 1)
