@@ -122,14 +122,17 @@ def test_error_and_cancelled_rows_show_their_message(clock: FakeClock) -> None:
     clock.now += 5
     sink.send(failing.fail("exit code 2: \x1b[2J\x1b[31mboom\x1b[0m\nTraceback (most recent)"))
     sink.send(stopped.cancel("Ctrl-C"))
-    frame = draw(sink, clock.now, width=160)
-    error_row, error_rest, cancel_row = rows(frame)
+    error_row, cancel_row = rows(draw(sink, clock.now, width=160))
     assert error_row.startswith("✗ exec:bad")
-    # The whole message is shown, wrapped in its column rather than cut.
-    assert "error: exit code 2: boom Traceback" in error_row
-    assert error_rest.strip() == "(most recent)"
+    assert "error: exit code 2: boom Traceback (most recent)" in error_row
     assert "45%" in error_row  # the bar stays where it failed
     assert error_row.endswith("in 0:05")
+    # On a narrow terminal the message wraps in its column, in full, never cut.
+    narrow = rows(draw(sink, clock.now, width=70))
+    assert len(narrow) > 2
+    words = " ".join(line[8:40] for line in narrow[:-1])
+    for word in ("exit", "code", "boom", "Traceback", "(most", "recent)"):
+        assert word in words
     assert cancel_row.startswith("⊘ pull:c")
     assert "cancelled: Ctrl-C" in cancel_row
     assert "1.0 kB / 10 kB" in cancel_row
@@ -145,6 +148,31 @@ def test_container_text_cannot_inject_escape_sequences(clock: FakeClock) -> None
         assert sequence not in styled
     assert "[red]markup[/red]" in styled  # shown as text, not interpreted as rich markup
     assert SGR_COLOUR.search(styled)  # colours are still ours to use
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 150, 200])
+def test_rows_fit_the_width_and_keep_their_figures(clock: FakeClock, width: int) -> None:
+    sink = TerminalSink(clock=clock, live=False)
+    pull = Task("pull:127.0.0.1:5000/dp/postgres:1", Operation.PULL, Kind.DOWNLOAD, clock=clock)
+    logs = Task("logs:compose-project-db-1", Operation.LOGS, Kind.COUNT, clock=clock)
+    sink.send(pull.update(current=0, total=2_500_000_000, description="Downloading 3 of 5 layers"))
+    sink.send(logs.update(current=12, description="checkpoint complete: wrote 34 buffers " * 3))
+    clock.now += 2
+    sink.send(pull.update(current=1_250_000_000))
+    lines = rows(draw(sink, clock.now, width=width))
+    assert len(lines) == 2
+    for line in lines:
+        assert len(line) <= width
+    pull_row, logs_row = lines
+    assert pull_row.startswith("› pull:")
+    assert "1.2 GB / 2.5 GB" in pull_row
+    assert "50%" in pull_row
+    assert "625 MB/s" in pull_row
+    assert pull_row.endswith("eta 0:02")
+    assert logs_row.startswith("› logs:")
+    assert "12/?" in logs_row
+    if width >= 150:
+        assert "pull:127.0.0.1:5000/dp/postgres:1 Downloading 3 of 5 layers" in pull_row
 
 
 def test_rows_are_ordered_by_priority_then_start(clock: FakeClock) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -51,6 +51,10 @@ _MARKS: dict[State, tuple[str, str]] = {
 
 _BAR_WIDTH = 24
 _PULSE_LENGTH = 6
+# Cell positions in a row: mark, task id, note, bar, percent, figures, speed, time.
+_NAME, _NOTE, _BAR = 1, 2, 3
+_RIGHT = frozenset({4, 5, 6, 7})
+_NAME_MAX, _NOTE_MAX = 48, 56
 _PULSE_SPEED = 12.0  # cells per second
 
 
@@ -136,25 +140,59 @@ class TerminalSink:
                 self._rows.values(), key=lambda r: (r.event.priority, r.first_seen, r.order)
             )
             events = [(row.event, row.first_seen) for row in rows]
-        table = Table.grid(padding=(0, 1), expand=False)
-        table.add_column(no_wrap=True)  # mark
-        table.add_column(no_wrap=True, overflow="ellipsis", max_width=40)  # task id
-        table.add_column(no_wrap=True, overflow="ellipsis", max_width=36)  # description
-        table.add_column(no_wrap=True, width=_BAR_WIDTH)  # bar
-        table.add_column(no_wrap=True, justify="right", width=4)  # percent
-        table.add_column(no_wrap=True, justify="right")  # figures
-        table.add_column(no_wrap=True, justify="right")  # speed
-        table.add_column(no_wrap=True, justify="right")  # eta / elapsed
-        for event, first_seen in events:
-            table.add_row(*_cells(event, first_seen, now))
-        return table
+        return _Frame(events, now)
 
     def _frame(self) -> RenderableType:
         self.frames += 1
         return self.renderable()
 
 
-def _cells(event: TaskEvent, first_seen: float, now: float) -> list[RenderableType]:
+class _Frame:
+    """One frame of rows, laid out for the width it is drawn at.
+
+    The bar, percent, figures, speed and time always fit; the task id and description share
+    what is left and are cut with an ellipsis (an error message wraps instead). Columns that
+    are empty in every row take no space.
+    """
+
+    def __init__(self, events: list[tuple[TaskEvent, float]], now: float) -> None:
+        self.events = events
+        self.now = now
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        bar_width = _BAR_WIDTH if width >= 120 else 16 if width >= 90 else 10
+        rows = [_cells(event, first, self.now, bar_width) for event, first in self.events]
+        if not rows:
+            return
+        need = [
+            max(cell.cell_len if isinstance(cell, Text) else bar_width for cell in column)
+            for column in zip(*rows, strict=True)
+        ]
+        need[_BAR] = bar_width
+        # Long ids and log lines would push every bar far right: cap them, cut with "…".
+        need[_NAME] = min(need[_NAME], _NAME_MAX)
+        need[_NOTE] = min(need[_NOTE], _NOTE_MAX)
+        shown = [i for i, cells in enumerate(need) if cells > 0 or i == _BAR]
+        fixed = sum(need[i] for i in shown if i not in (_NAME, _NOTE)) + len(shown) - 1
+        rest = max(width - fixed, 8)
+        if need[_NAME] + need[_NOTE] > rest:
+            need[_NAME] = min(need[_NAME], max(rest // 2, min(rest, 12)))
+            need[_NOTE] = max(rest - need[_NAME], 0)
+        table = Table.grid(padding=(0, 1), expand=False)
+        for i in shown:
+            table.add_column(
+                width=need[i],
+                no_wrap=True,
+                overflow="ellipsis",
+                justify="right" if i in _RIGHT else "left",
+            )
+        for row in rows:
+            table.add_row(*(row[i] for i in shown))
+        yield table
+
+
+def _cells(event: TaskEvent, first_seen: float, now: float, bar_width: int) -> list[RenderableType]:
     mark, mark_style = _MARKS[event.state]
     is_download = event.kind is Kind.DOWNLOAD
     if event.state is State.ERROR:
@@ -186,7 +224,7 @@ def _cells(event: TaskEvent, first_seen: float, now: float) -> list[RenderableTy
         Text(mark, style=mark_style),
         Text(humanize.printable(event.task), style="bold"),
         note,
-        _bar(event, now),
+        _bar(event, now, bar_width),
         Text(percent),
         Text(figures),
         Text(speed, style="green"),
@@ -194,28 +232,28 @@ def _cells(event: TaskEvent, first_seen: float, now: float) -> list[RenderableTy
     ]
 
 
-def _bar(event: TaskEvent, now: float) -> RenderableType:
+def _bar(event: TaskEvent, now: float, width: int) -> RenderableType:
     if event.percent is None and event.state in (State.RUNNING, State.PENDING):
-        return _pulse(now)
+        return _pulse(now, width)
     bar_style = {State.ERROR: "red", State.CANCELLED: "yellow"}.get(event.state, "bar.complete")
     return ProgressBar(
         total=100.0,
         completed=event.percent or 0.0,
-        width=_BAR_WIDTH,
+        width=width,
         complete_style=bar_style,
         finished_style="bar.finished",
     )
 
 
-def _pulse(now: float) -> Text:
+def _pulse(now: float, width: int) -> Text:
     """An indeterminate bar: a segment sweeping across, readable without colours too.
 
     Its position is a function of ``now`` only, so a frame drawn at a given time is fixed.
     """
-    span = _BAR_WIDTH + _PULSE_LENGTH
+    span = width + _PULSE_LENGTH
     head = int(now * _PULSE_SPEED) % span  # the segment's right end, entering from the left
-    start, end = max(head - _PULSE_LENGTH, 0), min(head, _BAR_WIDTH)
+    start, end = max(head - _PULSE_LENGTH, 0), min(head, width)
     text = Text("─" * start, style="bar.back")
     text.append("━" * max(end - start, 0), style="bar.pulse")
-    text.append("─" * (_BAR_WIDTH - max(end, start)), style="bar.back")
+    text.append("─" * (width - max(end, start)), style="bar.back")
     return text
