@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def main() -> int:
                 return 1
             layer, status = message.get("id"), message.get("status", "")
             detail = message.get("progressDetail") or {}
-            if not layer or ":" in layer:
+            if not re.fullmatch(r"[0-9a-f]{12}", layer or ""):  # not a layer: a whole-pull line
                 progress.console.print(status)
                 continue
             if layer not in bars:
@@ -50,6 +51,11 @@ def main() -> int:
                     description=f"{layer} {status}",
                     completed=detail.get("current", 0),
                     total=detail["total"],
+                )
+            elif status in ("Already exists", "Pull complete"):
+                done = progress.tasks[bars[layer]].total or 1  # the byte total, once seen
+                progress.update(
+                    bars[layer], description=f"{layer} {status}", total=done, completed=done
                 )
             else:
                 progress.update(bars[layer], description=f"{layer} {status}")
