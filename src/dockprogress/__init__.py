@@ -5,6 +5,7 @@ Image pulls as one exact byte count, container logs as calibrated milestone prog
 :class:`TaskEvent` for the terminal, JSON lines, a ``MessageHandler`` or the web dashboard.
 """
 
+from dockprogress.docker.pull import apull, iter_pull, pull
 from dockprogress.errors import (
     Cancelled,
     DockProgressError,
@@ -51,5 +52,8 @@ __all__ = [
     "TaskEvent",
     "TerminalSink",
     "UsageError",
+    "apull",
+    "iter_pull",
     "open_display",
+    "pull",
 ]
