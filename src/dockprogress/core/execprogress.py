@@ -1,0 +1,270 @@
+"""Sans-IO tracker for a command's TTY output: bytes in, :class:`TaskEvent` out.
+
+:class:`ExecTracker` joins :class:`~dockprogress.core.tty.TtyParser` (screen rows) and
+:class:`~dockprogress.core.bars.BarBoard` (one state per bar) to a
+:class:`~dockprogress.task.Task` of operation ``exec`` (``docker exec``) or ``run`` (a local
+command under a pty). It does no I/O: the adapters in :mod:`dockprogress.docker.exec` and
+:mod:`dockprogress.local` move the bytes and report the exit status.
+
+Contract
+--------
+* The task's ``kind`` never changes once an event is out, and it depends on the first bar
+  (``download`` for a tqdm bar counting bytes, else ``count``). So unless ``kind=`` is given,
+  ``start()`` returns ``None`` and the ``running`` event comes with the first bar, or from
+  ``flush_partial()`` once ``kind_wait`` seconds have passed without one (then ``count``).
+* ``start()`` gives the ``running`` event (see above); ``feed(data)`` the events the bytes caused,
+  identical for any chunking of the same bytes; ``feed_eof()`` parses the last, unterminated
+  frame; ``flush_partial()`` (called by an adapter when output pauses) shows the row being
+  written without waiting for its terminator.
+* An event is emitted only when something a person would see changes: the overall percent
+  (to 0.1 point; ``current`` when there is no percent), ``total``, the description or the
+  followed bar.
+* ``percent`` is the board's overall figure (see :mod:`dockprogress.core.bars`), held
+  monotonic by :class:`Task`. ``current``/``total`` are the followed bar's own ``n/total``
+  (bytes for a ``download`` task), or percent points out of 100 for bars that only show a
+  percentage.
+* Text never finishes the task. ``exit(code)`` does: ``done`` for status 0, else ``error``
+  with the status and the last lines of output; :meth:`error_for` builds the matching
+  :class:`~dockprogress.errors.ExecError`. ``cancel()`` ends it ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+from dockprogress.core.bars import Bar, BarBoard
+from dockprogress.core.tty import DEFAULT_MAX_LINE, Frame, FrameEnd, TtyParser
+from dockprogress.errors import ExecError, UsageError
+from dockprogress.events import Kind, Operation, TaskEvent
+from dockprogress.task import Clock, Task
+
+__all__ = ["ExecTracker", "compile_bar_pattern", "percent_callback"]
+
+_NOT_FOUND_STATUSES: Final = {126: "could not be started", 127: "was not found"}
+
+
+def compile_bar_pattern(pattern: str | re.Pattern[str] | None) -> re.Pattern[str] | None:
+    """``--bar REGEX`` compiled; an invalid pattern is a :class:`UsageError` (exit status 2)."""
+    if pattern is None or isinstance(pattern, re.Pattern):
+        return pattern
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"--bar {pattern!r} is not a valid regular expression: {exc}") from exc
+
+
+class ExecTracker:
+    """One command's task, driven by its raw TTY output."""
+
+    __slots__ = (
+        "_board",
+        "_clock",
+        "_created",
+        "_kind_decided",
+        "_last_key",
+        "_parser",
+        "_tail",
+        "command",
+        "kind_wait",
+        "task",
+    )
+
+    def __init__(
+        self,
+        task_id: str,
+        *,
+        operation: Operation = Operation.EXEC,
+        description: str = "",
+        bar: str | re.Pattern[str] | None = None,
+        clock: Clock = time.time,
+        priority: int = 0,
+        max_line: int = DEFAULT_MAX_LINE,
+        tail_lines: int = 10,
+        kind: Kind | None = None,
+        kind_wait: float = 1.0,
+    ) -> None:
+        self.command = description
+        self.task = Task(
+            task_id,
+            operation,
+            kind or Kind.COUNT,
+            description=description,
+            priority=priority,
+            clock=clock,
+        )
+        self._kind_decided = kind is not None
+        self._clock = clock
+        self._created = clock()
+        self.kind_wait = kind_wait
+        self._parser = TtyParser(max_line=max_line)
+        self._board = BarBoard(compile_bar_pattern(bar))
+        self._tail: deque[tuple[int, str]] = deque(maxlen=tail_lines)
+        self._last_key: tuple[Any, ...] | None = None
+
+    # ----------------------------------------------------------------- input
+
+    def start(self) -> TaskEvent | None:
+        """The ``running`` event, or ``None`` while the kind waits for the first bar."""
+        if not self._kind_decided:
+            return None
+        return self.task.start()
+
+    def feed(self, data: bytes) -> list[TaskEvent]:
+        return self._frames(self._parser.feed(data))
+
+    def feed_eof(self) -> list[TaskEvent]:
+        return self._frames(self._parser.feed_eof())
+
+    def flush_partial(self) -> list[TaskEvent]:
+        frame = self._parser.flush_partial()
+        events = [] if frame is None else self._frames([frame])
+        if not self._kind_decided and self._clock() - self._created >= self.kind_wait:
+            self._kind_decided = True  # no bar yet: counting it is
+            event = self.task.start()
+            if event is not None:
+                events.append(event)
+        return events
+
+    # ------------------------------------------------------------------- end
+
+    def exit(self, exit_code: int | None) -> TaskEvent | None:
+        """End the task from the command's exit status (``None``: unknown, an error)."""
+        detail = self._detail(exit_code=exit_code)
+        if exit_code == 0:
+            return self.task.finish(detail=detail)
+        return self.task.fail(self.error_for(exit_code).message, detail=detail)
+
+    def cancel(self, reason: str = "cancelled") -> TaskEvent | None:
+        return self.task.cancel(reason, detail=self._detail())
+
+    def error_for(self, exit_code: int | None) -> ExecError:
+        """The :class:`ExecError` for a failed command: status, and what it last printed."""
+        what = f"command {self.command!r}" if self.command else "command"
+        if exit_code is None:
+            message = f"{what} ended without an exit status"
+        elif exit_code in _NOT_FOUND_STATUSES:
+            message = f"{what} {_NOT_FOUND_STATUSES[exit_code]} (exit status {exit_code})"
+        else:
+            message = f"{what} exited with status {exit_code}"
+        lines = self.last_lines
+        if lines:
+            message += f": {lines[-1]}"
+        return ExecError(message, exit_code=exit_code, last_lines=lines)
+
+    # --------------------------------------------------------------- reading
+
+    @property
+    def last_lines(self) -> tuple[str, ...]:
+        """The last rows of output as they stood on screen (bars at their latest state)."""
+        return tuple(text for _, text in self._tail)
+
+    @property
+    def board(self) -> BarBoard:
+        return self._board
+
+    # ------------------------------------------------------------- internals
+
+    def _frames(self, frames: list[Frame]) -> list[TaskEvent]:
+        events: list[TaskEvent] = []
+        board = self._board
+        tail = self._tail
+        for frame in frames:
+            text = frame.text.rstrip()
+            if text and frame.end is not FrameEnd.PARTIAL:
+                if tail and tail[-1][0] == frame.row:
+                    tail[-1] = (frame.row, text)
+                else:
+                    tail.append((frame.row, text))
+            if board.apply(frame):
+                event = self._update()
+                if event is not None:
+                    events.append(event)
+        return events
+
+    def _update(self) -> TaskEvent | None:
+        task = self.task
+        board = self._board
+        percent, eta = board.overall()
+        bar = board.followed()
+        current, total = self._amounts(bar, percent)
+        description = bar.description if bar is not None and bar.description else self.command
+        phase = bar.description if bar is not None and bar.description else None
+        if percent is not None and task.percent is not None:
+            percent = max(percent, task.percent)  # what the task will show anyway
+        # With a percent known, counts that do not move it by 0.1 point are not news (a
+        # tqdm bar with mininterval=0 redraws on every item).
+        key = (
+            None if percent is None else round(percent, 1),
+            current if percent is None else None,
+            total,
+            description,
+            phase,
+        )
+        if key == self._last_key:
+            return None
+        self._last_key = key
+        return task.update(
+            current=current,
+            total=total,
+            percent=percent,
+            description=description,
+            phase=phase,
+            eta=eta,
+            detail=self._detail(),
+        )
+
+    def _amounts(self, bar: Bar | None, percent: float | None) -> tuple[float, float | None]:
+        task = self.task
+        reading = None if bar is None else bar.reading
+        if reading is not None and reading.n is not None:
+            if not self._kind_decided:
+                self._kind_decided = True
+                if reading.is_bytes:
+                    task.kind = Kind.DOWNLOAD
+            if reading.is_bytes == (task.kind is Kind.DOWNLOAD):
+                return reading.n, reading.total
+        self._kind_decided = True
+        if task.kind is Kind.DOWNLOAD:
+            return task.current, task.total
+        return (percent or 0.0), 100.0
+
+    def _detail(self, **extra: Any) -> dict[str, Any]:
+        bars = [
+            {
+                "row": bar.row,
+                "description": bar.description,
+                "style": bar.reading.style.value,
+                "percent": bar.percent,
+                "n": bar.reading.n,
+                "total": bar.reading.total,
+                "unit": bar.reading.unit,
+            }
+            for bar in self._board.bars[:16]
+        ]
+        detail: dict[str, Any] = {"bars": bars}
+        detail.update({k: v for k, v in extra.items() if v is not None})
+        return detail
+
+
+def percent_callback(
+    progress_callback: Callable[[float], object],
+) -> Callable[[TaskEvent], None]:
+    """Wrap the seed's ``progress_callback(percent)`` as an event callback.
+
+    It is called with each new overall percent (never lower than the previous one), and with
+    100 when the task is done.
+    """
+    last: list[float] = []
+
+    def on_event(event: TaskEvent) -> None:
+        percent = event.percent
+        if percent is None or (last and percent <= last[0]):
+            return
+        last[:] = [percent]
+        progress_callback(percent)
+
+    return on_event

@@ -1,0 +1,256 @@
+"""Sans-IO terminal-stream parser: raw TTY bytes in any chunking → screen-row frames out.
+
+A program that draws progress bars on a terminal (tqdm, rich, wget, …) never writes "lines":
+it writes text, then moves the cursor back (``\\r``, ``ESC[A``, ``ESC[2K``) and writes over
+it. :class:`TtyParser` follows just enough of that to know *what text was on which screen
+row* each time a row was finished or overwritten, and hands each such **frame** out.
+
+Contract
+--------
+* ``feed(data)`` takes bytes in any chunking and returns the frames completed by them;
+  ``feed_eof()`` returns the rest, including the last, unterminated frame. The frames are the
+  same whatever the chunking: a UTF-8 character, an escape sequence, a ``\\r\\n`` or a ``45%``
+  split across two reads is handled exactly as if it had arrived whole (the tail that might
+  still grow is held back until the next ``feed``).
+* ``flush_partial()`` returns the text written so far on the current row *without*
+  consuming it. tqdm writes ``\\r`` + line and then waits for the next update, so a completed
+  frame only shows when the next update starts; an adapter calls ``flush_partial()`` when the
+  stream goes idle (~0.1 s) to show the latest state without waiting. Its result depends on
+  timing, so it is never part of the chunking-invariant sequence.
+* A frame of only spaces is handed out too: it is how tqdm erases a finished inner bar.
+* Rows are counted from the row the output started on (0), going down with each newline and
+  up with cursor-up (never above 0). A row that has been redrawn (``\\r`` over text,
+  ``ESC[2K``, or the cursor moving back up into it) is **live**: that is what a progress bar
+  does, and what plain text printed once does not.
+
+What is understood
+------------------
+* Text is decoded with an incremental UTF-8 decoder (invalid bytes become U+FFFD).
+* ``\\r\\n`` (a PTY's newline) and ``\\n`` end a row and move down; a lone ``\\r`` ends the
+  frame as an overwrite; backspace removes one character; other C0 controls are dropped.
+* CSI sequences: ``A``/``F`` (up), ``B``/``E`` (down), ``K`` (erase in line: ``1``/``2``
+  erase the row), everything else (colours, cursor shape, screen clears) is dropped.
+  ``ESC 7``/``ESC 8`` save and restore the row; ``ESC M`` is cursor-up, ``ESC D``/``ESC E``
+  go down. OSC/DCS strings (window titles, hyperlinks) and charset designations
+  (``ESC ( B``) are dropped.
+* Malformed or oversized sequences (a CSI with more than 64 parameter bytes, an OSC longer
+  than 8192 characters) are not errors on a terminal either: the lone ``ESC`` is dropped and
+  what follows is text. That keeps every buffer bounded.
+* A row longer than ``max_line`` characters is cut at ``max_line``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+__all__ = ["DEFAULT_MAX_LINE", "Frame", "FrameEnd", "TtyParser"]
+
+DEFAULT_MAX_LINE: Final = 4096
+_MAX_ROWS_TRACKED: Final = 4096
+
+# Colours and other SGR attributes are the most frequent sequence by far (rich wraps every
+# column in them); removing them in one C-level pass keeps the Python loop to what matters.
+_SGR: Final = re.compile(r"\x1b\[[0-9;:]{0,64}m")
+
+_TOKEN: Final = re.compile(
+    r"\r\n"
+    r"|[\r\n\x08]"
+    r"|\x1b\[(?P<params>[0-?]{0,64})[ -/]{0,8}(?P<final>[@-~])"
+    r"|\x1b[\]PX^_][^\x07\x1b]{0,8192}(?:\x07|\x1b\\)"
+    r"|\x1b[ -/]{1,8}[0-~]"
+    r"|\x1b(?P<short>[0-~])"
+    r"|[\x00-\x07\x09\x0b\x0c\x0e-\x1f\x7f]"
+)
+
+# A tail that may still become a longer token once the next bytes arrive: a lone ``\r``
+# (could be a PTY's ``\r\n``) or the start of an escape sequence. Bounded like _TOKEN, so an
+# oversized sequence is treated the same whether it arrived whole or in pieces.
+_OPEN_TAIL: Final = re.compile(
+    r"(?:\r|\x1b(?:\[[0-?]{0,64}[ -/]{0,8}|[\]PX^_][^\x07\x1b]{0,8192}\x1b?|[ -/]{1,8})?)\Z"
+)
+_OPEN_TAIL_REACH: Final = 8192 + 16
+
+
+class FrameEnd(Enum):
+    """Why a frame was handed out."""
+
+    OVERWRITE = "overwrite"  # a lone \r, an erase of the row, or the cursor leaving the row
+    NEWLINE = "newline"  # \n or \r\n: the row scrolled into history (or the cursor moved down)
+    EOF = "eof"  # the last, unterminated frame
+    PARTIAL = "partial"  # flush_partial(): the row as it is now, still being written
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """The text of screen row ``row`` at one moment, escape sequences removed."""
+
+    row: int
+    text: str
+    end: FrameEnd
+    live: bool  # the row has been redrawn in place at least once (see module docstring)
+
+
+class TtyParser:
+    """Raw terminal bytes in, :class:`Frame` out. Does no I/O."""
+
+    __slots__ = (
+        "_buffer",
+        "_decoder",
+        "_length",
+        "_live",
+        "_pending",
+        "_saved_row",
+        "max_line",
+        "row",
+    )
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE) -> None:
+        if max_line < 1:
+            raise ValueError("max_line must be positive")
+        self.max_line = max_line
+        self.row = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+        self._buffer: list[str] = []
+        self._length = 0
+        self._live: set[int] = set()
+        self._saved_row = 0
+
+    # ----------------------------------------------------------------- public
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Frames completed by ``data`` (possibly none)."""
+        text = self._decoder.decode(data)
+        if self._pending:
+            text = self._pending + text
+            self._pending = ""
+        if not text:
+            return []
+        held = _OPEN_TAIL.search(text, max(0, len(text) - _OPEN_TAIL_REACH))
+        if held is not None and held.start() < len(text):
+            self._pending = text[held.start() :]
+            text = text[: held.start()]
+        out: list[Frame] = []
+        self._process(text, out)
+        return out
+
+    def feed_eof(self) -> list[Frame]:
+        """The remaining frames, the last unterminated one included. The parser is reset."""
+        text = self._pending + self._decoder.decode(b"", final=True)
+        self._pending = ""
+        out: list[Frame] = []
+        if text:
+            self._process(text, out)
+        self._commit(FrameEnd.EOF, out)
+        return out
+
+    def flush_partial(self) -> Frame | None:
+        """The current row as written so far (not consumed), or ``None`` if it is blank."""
+        if not self._length:
+            return None
+        text = "".join(self._buffer)
+        self._buffer = [text]
+        if not text.strip():
+            return None
+        return Frame(self.row, text, FrameEnd.PARTIAL, self.row in self._live)
+
+    # -------------------------------------------------------------- internals
+
+    def _process(self, text: str, out: list[Frame]) -> None:
+        if "\x1b[" in text:
+            text = _SGR.sub("", text)
+        pos = 0
+        for match in _TOKEN.finditer(text):
+            start = match.start()
+            if start > pos:
+                self._append(text[pos:start])
+            pos = match.end()
+            token = match.group()
+            first = token[0]
+            if first == "\r":
+                if len(token) == 2:
+                    self._commit(FrameEnd.NEWLINE, out)
+                    self.row += 1
+                elif self._length:
+                    self._mark_live(self.row)
+                    self._commit(FrameEnd.OVERWRITE, out)
+            elif first == "\n":
+                self._commit(FrameEnd.NEWLINE, out)
+                self.row += 1
+            elif first == "\x08":
+                self._backspace()
+            elif first == "\x1b":
+                final = match.group("final")
+                if final is not None:
+                    self._csi(match.group("params"), final, out)
+                else:
+                    short = match.group("short")
+                    if short is not None:
+                        self._short_escape(short, out)
+            # anything else (BEL, TAB, OSC strings, charsets, lone ESC) is dropped
+        if pos < len(text):
+            self._append(text[pos:])
+
+    def _append(self, piece: str) -> None:
+        room = self.max_line - self._length
+        if room <= 0:
+            return
+        if len(piece) > room:
+            piece = piece[:room]
+        self._buffer.append(piece)
+        self._length += len(piece)
+
+    def _backspace(self) -> None:
+        if self._length:
+            text = "".join(self._buffer)[:-1]
+            self._buffer = [text] if text else []
+            self._length = len(text)
+
+    def _commit(self, end: FrameEnd, out: list[Frame]) -> None:
+        if not self._length:
+            return
+        text = "".join(self._buffer)
+        self._buffer = []
+        self._length = 0
+        out.append(Frame(self.row, text, end, self.row in self._live))
+
+    def _move(self, delta: int, out: list[Frame]) -> None:
+        self._commit(FrameEnd.NEWLINE if delta > 0 else FrameEnd.OVERWRITE, out)
+        self.row = max(0, self.row + delta)
+        if delta <= 0:
+            self._mark_live(self.row)
+
+    def _mark_live(self, row: int) -> None:
+        live = self._live
+        if row not in live:
+            if len(live) >= _MAX_ROWS_TRACKED:
+                live.discard(min(live))
+            live.add(row)
+
+    def _csi(self, params: str, final: str, out: list[Frame]) -> None:
+        if final in "ABEFK":
+            try:
+                count = int(params.split(";", 1)[0] or 0)
+            except ValueError:  # private/odd parameters (e.g. ``?``): not a movement we know
+                return
+            if final == "K":
+                if count in (1, 2):
+                    self._mark_live(self.row)
+                    self._commit(FrameEnd.OVERWRITE, out)
+                return
+            count = max(count, 1)
+            self._move(-count if final in "AF" else count, out)
+
+    def _short_escape(self, code: str, out: list[Frame]) -> None:
+        if code == "M":
+            self._move(-1, out)
+        elif code in "DE":
+            self._move(1, out)
+        elif code == "7":
+            self._saved_row = self.row
+        elif code == "8":
+            self._move(self._saved_row - self.row, out)
