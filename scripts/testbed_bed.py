@@ -379,8 +379,15 @@ def ensure_front(cfg: Config) -> int | None:
 @contextlib.contextmanager
 def bed_lock(cfg: Config) -> Iterator[None]:
     """One ``up``/``down`` at a time: several test sessions may start at once."""
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    with (cfg.state_dir / "lock").open("w") as handle:
+    try:
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        handle = (cfg.state_dir / "lock").open("a")
+    except PermissionError as exc:
+        raise SystemExit(
+            f"testbed: cannot write {cfg.state_dir} ({exc.strerror}): it belongs to whoever ran"
+            " `up` first; run as that user, or set TESTBED_DIR and other TESTBED_*_PORTs"
+        ) from exc
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
