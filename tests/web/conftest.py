@@ -102,7 +102,9 @@ def _browser_unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop running in the main thread while it
+# is open, which would stop other modules' tests from calling asyncio.run().
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not shutil.which(CHROMIUM):
         _browser_unavailable(f"{CHROMIUM} not installed (apt-get install chromium)")

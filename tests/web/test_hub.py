@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -122,7 +123,7 @@ def test_updates_per_task_are_capped_and_the_last_state_always_arrives() -> None
     fast = seen["pull:fast"]
     elapsed = fast[-1][0] - fast[0][0]
     assert len(fast) <= elapsed * rate + 2
-    gaps = [b[0] - a[0] for a, b in zip(fast, fast[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(fast)]
     assert min(gaps) >= 1 / rate - 0.01
     assert fast[-1][1] == events[-1].to_dict()  # the terminal event is never coalesced away
     assert seen["exec:slow"][-1][1] == other[-1].to_dict()
@@ -168,10 +169,13 @@ def test_subscriptions_are_removed_on_exit_error_and_cancellation() -> None:
             await sub.get()
 
     async def scenario() -> None:
-        with pytest.raises(RuntimeError):
+        async def failing_client() -> None:
             async with hub.subscribe():
                 assert hub.subscriber_count == 1
                 raise RuntimeError("client went away")
+
+        with pytest.raises(RuntimeError):
+            await failing_client()
         assert hub.subscriber_count == 0
         started = asyncio.Event()
         task = asyncio.create_task(reader(started))

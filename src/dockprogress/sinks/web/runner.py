@@ -146,15 +146,21 @@ class TaskRunner:
         milestones_path: str | None = None,
         milestones: Sequence[Mapping[str, Any]] | None = None,
     ) -> str:
-        """Start following ``container``'s logs against milestones; return the task id."""
-        adapter = _adapter("logs")
-        loaded = _load_milestones(milestones_path, milestones)
+        """Start following ``container``'s logs against milestones; return the task id.
+
+        ``milestones_path`` is a TOML milestone file on the server's machine; ``milestones``
+        the same tables given inline. A bad set raises ``MilestoneConfigError`` (HTTP 400).
+        """
+        from dockprogress.core.milestones import MilestoneSet, load_milestones
+        from dockprogress.docker.logs import iter_follow
+
+        if milestones_path is not None:
+            loaded = load_milestones(milestones_path)
+        else:
+            loaded = MilestoneSet(milestones or ())
 
         def factory(stop: threading.Event) -> Iterable[TaskEvent]:
-            source: Iterable[TaskEvent] = adapter.iter_follow(
-                container, milestones=loaded, client=self._client()
-            )
-            return source
+            return iter_follow(container, milestones=loaded, client=self._client(), cancel=stop)
 
         return await self.start_and_wait(f"logs {container}", factory)
 
@@ -252,15 +258,3 @@ def _wait_either(first: threading.Event, second: threading.Event, timeout: float
 def _adapter(name: str) -> Any:
     """The adapter module ``dockprogress.docker.<name>`` (ImportError: not in this build)."""
     return importlib.import_module(f"dockprogress.docker.{name}")
-
-
-def _load_milestones(path: str | None, milestones: Sequence[Mapping[str, Any]] | None) -> Any:
-    from dockprogress.core import milestones as core_milestones
-
-    loader = getattr(core_milestones, "load_milestones", None)
-    if path is not None and loader is not None:
-        return loader(path)
-    parse = getattr(core_milestones, "milestones_from_dicts", None)
-    if milestones is not None and parse is not None:
-        return parse(milestones)
-    raise UsageError("milestones cannot be loaded by this version")

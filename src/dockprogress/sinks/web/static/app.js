@@ -238,11 +238,19 @@
         : `${amount(ev.current)} / ${ev.total == null ? "?" : amount(ev.total)}`;
     setText(el, ".amount", amountText);
     setText(el, ".percent", percent == null ? "" : `${percent.toFixed(percent < 100 ? 1 : 0)}%`);
-    const speed = ev.speed == null || ended ? "" : download ? `${size(ev.speed)}/s` : `${amount(ev.speed)}/s`;
+    // A log task's "speed" is milestone points per second: no one wants to read that.
+    const speed = ev.speed == null || ended || ev.operation === "logs" ? "" : download ? `${size(ev.speed)}/s` : `${amount(ev.speed)}/s`;
     setText(el, ".speed", speed);
     const eta = ended ? "" : duration(ev.eta);
     setText(el, ".eta", eta ? `ETA ${eta}` : "");
     setText(el, ".desc", ev.description || "");
+
+    // The last log line that matched a milestone, and any stall warning: container text.
+    const detail = ev.detail || {};
+    const line = [detail.warning, detail.line].filter((t) => typeof t === "string" && t).join(" — ");
+    const lineEl = el.querySelector(".line");
+    lineEl.hidden = !line;
+    if (lineEl.textContent !== line) lineEl.textContent = line;
 
     const error = el.querySelector(".error");
     const message = ev.state === "error" || ev.state === "cancelled" ? ev.error || "" : "";
@@ -281,7 +289,9 @@
       row.cells[0].textContent = id;
       row.cells[1].textContent = layer.state;
       row.cells[2].textContent =
-        layer.total == null ? size(layer.current || 0) : `${size(layer.current || 0)} / ${size(layer.total)}`;
+        layer.state === "present"
+          ? layer.total == null ? "" : size(layer.total) // not downloaded by this pull
+          : layer.total == null ? size(layer.current || 0) : `${size(layer.current || 0)} / ${size(layer.total)}`;
       const done = layer.state === "complete" || layer.state === "present";
       const fraction = done ? 1 : layer.total ? Math.min((layer.current || 0) / layer.total, 1) : 0;
       row.cells[3].firstChild.firstChild.style.width = `${(100 * fraction).toFixed(1)}%`;
@@ -324,7 +334,14 @@
       });
       if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
     } catch (err) {
-      const error = el.querySelector(".error");
+      // The last log line that matched a milestone, and any stall warning: container text.
+    const detail = ev.detail || {};
+    const line = [detail.warning, detail.line].filter((t) => typeof t === "string" && t).join(" — ");
+    const lineEl = el.querySelector(".line");
+    lineEl.hidden = !line;
+    if (lineEl.textContent !== line) lineEl.textContent = line;
+
+    const error = el.querySelector(".error");
       error.hidden = false;
       error.textContent = `cancel failed: ${err.message}`;
       button.disabled = false;
