@@ -148,3 +148,40 @@ def test_every_event_line_is_one_json_object_per_line(testbed: Testbed) -> None:
     for line in result.stdout.splitlines():
         assert isinstance(json.loads(line), dict)
     assert_event_output(result.stdout)
+
+
+TQDM_SCRIPT = (
+    "import time\n"
+    "from tqdm import tqdm\n"
+    "for _ in tqdm(range(200), desc='work'):\n"
+    "    time.sleep(0.005)\n"
+)
+
+
+def test_run_json_lines_keep_the_contract() -> None:
+    result = dockprogress("run", "--progress", "json", "--", sys.executable, "-c", TQDM_SCRIPT)
+    events = assert_event_output(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert {event["operation"] for event in events} == {"run"}
+    assert events[-1]["state"] == "done"
+    assert any(0 < (event["percent"] or 0) < 100 for event in events)  # the bar was seen
+
+
+@pytest.mark.parametrize(
+    "case",
+    [(TQDM_SCRIPT, 0, "done"), (TQDM_SCRIPT + "raise SystemExit(4)\n", 1, "error")],
+    ids=["succeeds", "fails"],
+)
+def test_exec_json_lines_keep_the_contract(
+    testbed: Testbed,
+    docker_client: docker.DockerClient,
+    containers: list[str],
+    case: tuple[str, int, str],
+) -> None:
+    script, status, end = case
+    name = start(docker_client, testbed.python, "sleep 120", containers)
+    result = dockprogress("exec", name, "--progress", "json", "--", "python3", "-c", script)
+    events = assert_event_output(result.stdout)
+    assert result.returncode == status, result.stderr
+    assert {event["operation"] for event in events} == {"exec"}
+    assert events[-1]["state"] == end
