@@ -193,3 +193,42 @@ def _size(value: float) -> str:
     from dockprogress.humanize import size
 
     return size(value)
+
+
+TQDM_LOOP = "import time\nfrom tqdm import tqdm\nfor _ in tqdm(range(600), desc='epoch'):\n    time.sleep(0.3)\n"
+
+
+@pytest.mark.engine
+def test_cancel_from_the_page_stops_an_exec(
+    probe: PageProbe, server: ServerThread, testbed: Any, docker_client: Any
+) -> None:
+    container = docker_client.containers.run(testbed.python, ["sleep", "600"], detach=True)
+    try:
+        page = probe.page
+        page.goto(server.url + "/")
+        page.locator('#status[data-state="live"]').wait_for()
+        response = httpx.post(
+            server.url + "/api/exec",
+            json={"container": container.id, "cmd": ["python3", "-c", TQDM_LOOP]},
+            timeout=30,
+        )
+        assert response.status_code == 202, response.text
+        task = response.json()["task"]
+        row = card(probe, task)
+        row.locator(".amount", has_text="/ 600").wait_for()  # the tqdm bar is being read
+        assert "python3" in _processes(container)
+        row.locator(".cancel").click()
+        wait_state(probe, task, "cancelled", 15)
+        assert row.locator(".cancel").is_hidden()
+        deadline = time.monotonic() + 15
+        while "python3" in _processes(container) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "python3" not in _processes(container), "the exec'd command still runs"
+        assert probe.errors == []
+    finally:
+        container.remove(force=True)
+
+
+def _processes(container: Any) -> str:
+    result = container.exec_run(["ps", "-eo", "args"])
+    return str(result.output.decode())

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -127,15 +126,14 @@ class TaskRunner:
         return await self.start_and_wait(f"pull {image}", factory)
 
     async def start_exec(self, container: str, cmd: Sequence[str], *, bar: str | None) -> str:
-        """Start ``cmd`` in ``container`` under a TTY; return the task id."""
-        adapter = _adapter("exec")
+        """Start ``cmd`` in ``container`` under a TTY; return the task id.
+
+        Cancelling sets the adapter's ``cancel`` event: it kills the command in the container.
+        """
+        from dockprogress.docker.exec import iter_exec
 
         def factory(stop: threading.Event) -> Iterable[TaskEvent]:
-            options: dict[str, Any] = {"client": self._client()}
-            if bar is not None:
-                options["bar"] = bar
-            source: Iterable[TaskEvent] = adapter.iter_exec(container, list(cmd), **options)
-            return source
+            return iter_exec(container, list(cmd), client=self._client(), bar=bar, cancel=stop)
 
         return await self.start_and_wait(f"exec {container}", factory)
 
@@ -253,8 +251,3 @@ def _wait_either(first: threading.Event, second: threading.Event, timeout: float
     deadline = time.monotonic() + timeout
     while not (first.is_set() or second.is_set()) and time.monotonic() < deadline:
         first.wait(0.05)
-
-
-def _adapter(name: str) -> Any:
-    """The adapter module ``dockprogress.docker.<name>`` (ImportError: not in this build)."""
-    return importlib.import_module(f"dockprogress.docker.{name}")
