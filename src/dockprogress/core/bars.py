@@ -42,26 +42,25 @@ from dockprogress.core.tty import Frame
 
 __all__ = ["Bar", "BarBoard", "BarReading", "BarStyle", "recognise"]
 
-_SCALE: Final = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 _BYTE_UNITS: Final = frozenset({"B", "iB", "bytes", "byte"})
 
 _NUMBER = r"\d+(?:\.\d+)?"
 _TQDM_TAIL = (
     r"\[(?P<elapsed>\d+(?::\d\d)+)(?:<(?P<remaining>\d+(?::\d\d)+|\?))?,\s*"
-    r"(?P<rate>[^,\]]*?)\s*(?:,[^\]]*)?\]"
+    r"(?P<rate>[^,\]]*?)\s*(?:,[^\]]*)?(?:\]|$)"  # a narrow terminal cuts the end off
 )
 _TQDM: Final = re.compile(
     r"\s*(?:(?P<desc>.*?):\s+)?(?P<pct>\d{1,3})%(?:\|[^|]*\||\s)\s*"
-    rf"(?P<n>{_NUMBER})(?P<nscale>[kMGTPE]?)/(?P<total>{_NUMBER})(?P<tscale>[kMGTPE]?)\s+"
+    rf"(?P<n>{_NUMBER})(?P<nscale>[kMGTPEZY]?)/(?P<total>{_NUMBER})(?P<tscale>[kMGTPEZY]?)\s+"
     + _TQDM_TAIL
 )
 _TQDM_UNKNOWN: Final = re.compile(
-    rf"\s*(?:(?P<desc>.*?):\s+)?(?P<n>{_NUMBER})(?P<nscale>[kMGTPE]?)(?P<unit>[^\s\d\[\]:]*)\s+"
+    rf"\s*(?:(?P<desc>.*?):\s+)?(?P<n>{_NUMBER})(?P<nscale>[kMGTPEZY]?)(?P<unit>[^\s\d\[\]:]*)\s+"
     + _TQDM_TAIL
 )
 _RATE: Final = re.compile(
-    rf"(?:(?P<value>{_NUMBER})|\?)(?P<scale>[kMGTPE]?)(?P<unit>\S*?)/s$"
-    rf"|(?P<inverse>{_NUMBER})s/(?P<iunit>\S+)$"
+    rf"(?:(?P<value>{_NUMBER}(?:e[+-]?\d+)?)|\?)(?P<scale>[kMGTPEZY]?)(?P<unit>\S*?)/s$"
+    rf"|(?P<inverse>{_NUMBER}(?:e[+-]?\d+)?)s/(?P<iunit>\S+)$"
 )
 _RICH: Final = re.compile(
     r"(?P<desc>.*?)\s*[━╸╺╾╼]{3,}\s*(?:(?P<pct>\d{1,3})%)?"
@@ -155,7 +154,7 @@ def _tqdm_reading(match: re.Match[str], *, known_total: bool) -> BarReading:
 
 
 def _scaled(number: str, scale: str, divisor: float) -> float:
-    factor = 1.0 if not scale else divisor ** (" kMGTPE".index(scale))
+    factor = 1.0 if not scale else divisor ** (" kMGTPEZY".index(scale))
     return float(number) * factor
 
 
@@ -194,6 +193,10 @@ class Bar:
     reading: BarReading
     seq: int
     restarts: int = 0
+    # The progress of the bar nested below, kept for the item ``inner_for`` it belongs to:
+    # tqdm erases a finished inner bar before it redraws the outer one with the next count.
+    inner: float = 0.0
+    inner_for: float | None = None
 
     @property
     def description(self) -> str:
@@ -267,7 +270,15 @@ class BarBoard:
             bar.reading = reading
             bar.seq = self._seq
         self._on_row[frame.row] = key
+        self._note_inner()
         return True
+
+    def _note_inner(self) -> None:
+        on_screen = self.bars
+        for index, bar in enumerate(on_screen[:-1]):
+            if bar.counts:
+                bar.inner = _nested(on_screen, index + 1)
+                bar.inner_for = bar.reading.n
 
     @property
     def bars(self) -> list[Bar]:
@@ -298,13 +309,13 @@ class BarBoard:
                 return None, None
             if bar in on_screen:
                 index = on_screen.index(bar)
-                if bar.counts and not bar.complete and index + 1 < len(on_screen):
+                if _has_inner(bar, on_screen, index):
                     return _nested(on_screen, index), bar.reading.remaining
             return bar.percent, bar.reading.remaining
         values: list[float] = []
         etas: list[float] = []
         for index, bar in enumerate(on_screen):
-            if bar.counts and not bar.complete and index + 1 < len(on_screen):
+            if _has_inner(bar, on_screen, index):
                 values.append(_nested(on_screen, index))
                 _add_eta(etas, bar)
                 break
@@ -322,16 +333,24 @@ class BarBoard:
             del self._on_row[bar.row]
 
 
+def _has_inner(bar: Bar, bars: list[Bar], index: int) -> bool:
+    """Does ``bar`` have a bar nested below it (on screen, or just erased for this item)?"""
+    if not bar.counts or bar.complete:
+        return False
+    return index + 1 < len(bars) or bar.inner_for == bar.reading.n
+
+
 def _nested(bars: list[Bar], index: int) -> float:
     """Percent of ``bars[index]`` counting the bars below it as its current item's progress."""
     bar = bars[index]
     own = bar.percent or 0.0
     reading = bar.reading
-    if not bar.counts or reading.n is None or not reading.total or index + 1 >= len(bars):
+    if not _has_inner(bar, bars, index) or reading.n is None or not reading.total:
         return own
-    inner = _nested(bars, index + 1) if index + 1 < len(bars) else 0.0
-    if bar.complete:
-        return own
+    if index + 1 < len(bars):
+        inner = _nested(bars, index + 1)
+    else:
+        inner = bar.inner
     combined = 100.0 * (reading.n + inner / 100.0) / reading.total
     return max(own, min(combined, 100.0))
 

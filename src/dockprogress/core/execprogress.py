@@ -230,7 +230,9 @@ class ExecTracker:
         self._kind_decided = True
         if task.kind is Kind.DOWNLOAD:
             return task.current, task.total
-        return (percent or 0.0), 100.0
+        if percent is None:  # bars of unknown progress: nothing to count yet
+            return task.current, task.total
+        return percent, 100.0
 
     def _detail(self, **extra: Any) -> dict[str, Any]:
         bars = [
