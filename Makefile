@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv check testbed test demo bench down status clean
+.PHONY: all venv check testbed test demo demo-pull bench down status clean
 
 all: test
 
@@ -56,6 +56,14 @@ demo: venv testbed
 	else \
 	    $(BIN)/python scripts/demo_pull.py; \
 	fi
+	$(MAKE) --no-print-directory demo-pull
+
+# A throttled multi-layer pull with `dockprogress pull` (issue 4): dp/layers and dp/shared:b
+# are removed first (only these two; tests re-pull them too) so every byte is shown.
+demo-pull: venv testbed
+	-@docker image rm -f 127.0.0.1:5000/dp/layers:1 127.0.0.1:5001/dp/layers:1 \
+	    127.0.0.1:5000/dp/shared:b 127.0.0.1:5001/dp/shared:b >/dev/null 2>&1
+	$(BIN)/dockprogress pull 127.0.0.1:5001/dp/layers:1 127.0.0.1:5001/dp/shared:b
 
 bench: venv testbed
 	$(BIN)/python -m bench
