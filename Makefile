@@ -50,9 +50,11 @@ test: venv check testbed
 
 # The main job: show a real pull's progress from the local registry. Uses the CLI's `demo`
 # command once it exists, else the bare docker-py fallback in scripts/.
+DEMO_ARGS ?= --linger 20
+
 demo: venv testbed
 	@if $(BIN)/dockprogress demo --help >/dev/null 2>&1; then \
-	    $(BIN)/dockprogress demo; \
+	    $(BIN)/dockprogress demo $(DEMO_ARGS); \
 	else \
 	    $(BIN)/python scripts/demo_pull.py; \
 	fi

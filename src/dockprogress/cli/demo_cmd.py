@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         from dockprogress.sinks.web.server import ServerThread
 
         server = ServerThread(port=args.port).start()
-        print(f"dockprogress demo: dashboard at {server.url}", flush=True)
+        # Standard error: with --progress json, standard output carries event lines only.
+        print(f"dockprogress demo: dashboard at {server.url}", file=sys.stderr, flush=True)
     containers: list[Any] = []
     try:
         postgres = _start_postgres(client, args.scale)
