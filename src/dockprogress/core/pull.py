@@ -34,8 +34,10 @@ The task (id ``pull:<image>``, operation ``pull``, kind ``download``) reports:
   ``exact_total``, ``downloaded``, ``extracted``, ``extract_weight``, ``retries``,
   ``digest``/``status`` once the engine says them, and the caller's ``extra_detail``.
   It is rebuilt when a layer changes state and otherwise at most every
-  ``detail_interval`` seconds, so the byte-by-byte hot path costs a few additions and one
-  snapshot.
+  ``detail_interval`` seconds. A message that only moves bytes (no layer changes state)
+  gives an event at most every ``min_interval`` seconds (50 ms; ``0`` for every message):
+  its bytes are counted at once and shown by the next event, so the hot path costs a few
+  additions, and displays still get 20 updates a second.
 
 Per layer (keyed by the 12-hex short digest, the stream's ``id``), downloaded bytes never go
 down: a download resumed after ``Retrying in N seconds`` starts again at 0 of
@@ -125,6 +127,7 @@ class PullTracker:
         "_extracted",
         "_has_manifest",
         "_last_detail",
+        "_last_emit",
         "_layers",
         "_manifest_sizes",
         "_share_sum",
@@ -136,6 +139,7 @@ class PullTracker:
         "extract_weight",
         "ignored",
         "image",
+        "min_interval",
         "retries",
         "status",
         "task",
@@ -151,12 +155,14 @@ class PullTracker:
         priority: int = 0,
         extract_weight: float = EXTRACT_WEIGHT,
         detail_interval: float = 0.5,
+        min_interval: float = 0.05,
         extra_detail: Mapping[str, Any] | None = None,
     ) -> None:
         self.image = image
         self.extra_detail = dict(extra_detail or {})
         self.extract_weight = extract_weight
         self.detail_interval = detail_interval
+        self.min_interval = min_interval
         self._manifest_sizes: dict[str, int] = dict(layer_sizes or {})
         self._has_manifest = self._exact = layer_sizes is not None
         self._clock = clock
@@ -168,6 +174,7 @@ class PullTracker:
         self._share_sum = 0.0
         self._dirty = True
         self._last_detail = float("-inf")
+        self._last_emit = float("-inf")
         self.digest: str | None = None
         self.status: str | None = None
         self.error: PullError | None = None
@@ -203,7 +210,8 @@ class PullTracker:
         return self._emit("resolving", phase="resolving", force_detail=True)
 
     def feed(self, message: Mapping[str, Any]) -> TaskEvent | None:
-        """One engine message; the new event, or ``None`` when it changed nothing."""
+        """One engine message; the new event, or ``None`` (nothing changed, or bytes only,
+        coalesced into the next event within ``min_interval``)."""
         if self.task.ended:
             return None
         if "errorDetail" in message or "error" in message or "message" in message:
@@ -460,10 +468,13 @@ class PullTracker:
             self._dirty = False
         else:
             now = self._clock()
+            if now - self._last_emit < self.min_interval:
+                return None  # bytes only: coalesced into the next event (see module doc)
             if now - self._last_detail >= self.detail_interval:
                 detail = self._detail()
+        self._last_emit = now = self._clock()
         if detail is not None:
-            self._last_detail = self._clock()
+            self._last_detail = now
         total: float | None
         total = self._total if self._exact or self._total > 0 else None
         if phase is None:
