@@ -19,7 +19,7 @@ import requests
 
 from dockprogress.cli.main import main
 from dockprogress.core.manifest import ACCEPT, short_id
-from dockprogress.docker.pull import AGGREGATE_TASK, apull, iter_pull, pull
+from dockprogress.docker.pull import AGGREGATE_TASK, PullSession, apull, iter_pull, pull
 from dockprogress.errors import PullError
 from dockprogress.events import State, TaskEvent
 from tests.conftest import Testbed as Bed
@@ -157,7 +157,7 @@ def test_unreachable_registry_is_an_error(capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
 def test_registry_stopped_mid_pull_for_longer_than_the_retries(
     testbed: Bed,
     remove_image: Callable[[str], None],
@@ -234,3 +234,22 @@ def test_async_form_and_up_to_date_image(testbed: Bed) -> None:
     assert done.current == done.total == 0  # nothing to download: it is all there
     assert done.detail["status"].startswith("Image is up to date")
     assert json.loads(done.to_json())["percent"] == 100
+
+
+def test_cancel_mid_pull_ends_the_task_cancelled(
+    testbed: Bed, remove_image: Callable[[str], None]
+) -> None:
+    # What `dockprogress pull` does on Ctrl-C: cancel the session, send its events, stop.
+    _forget(remove_image, testbed, testbed.shared_b)
+    session = PullSession(testbed.slow(testbed.shared_b))
+    events: list[TaskEvent] = []
+    for event in session:
+        events.append(event)
+        if event.current > 0:
+            events.extend(session.cancel("cancelled by Ctrl-C"))
+            break
+    assert_event_lines([e.to_json() for e in events])
+    end = events[-1]
+    assert end.state is State.CANCELLED
+    assert 0 < end.current < (end.total or 0)
+    assert session.cancel() == []  # one terminal event per task, never two
