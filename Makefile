@@ -1,6 +1,6 @@
 # dockprogress: every set-up step is a target, so a fresh Debian 12 machine needs only
 #   make test   (static checks + real Docker test bed + the whole pytest suite)
-#   make demo   (test bed + a real pull's progress)
+#   make demo   (test bed + a pull, a PostgreSQL load and a tqdm exec at once, with the dashboard)
 # The test bed (scripts/testbed) needs root the first time, to apt-get its Debian packages
 # and, if no Docker engine answers, to start dockerd.
 
@@ -48,17 +48,12 @@ status:
 test: venv check testbed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The main job: show a real pull's progress from the local registry. Uses the CLI's `demo`
-# command once it exists, else the bare docker-py fallback in scripts/.
+# The main job: a throttled pull, a PostgreSQL load followed through its logs and a tqdm
+# exec, at once, with terminal bars and the dashboard (see `dockprogress demo --help`).
 DEMO_ARGS ?= --linger 20
 
 demo: venv testbed
-	@if $(BIN)/dockprogress demo --help >/dev/null 2>&1; then \
-	    $(BIN)/dockprogress demo $(DEMO_ARGS); \
-	else \
-	    $(BIN)/python scripts/demo_pull.py; \
-	fi
-	$(MAKE) --no-print-directory demo-pull
+	$(BIN)/dockprogress demo $(DEMO_ARGS)
 
 # A throttled multi-layer pull with `dockprogress pull` (issue 4): dp/layers and dp/shared:b
 # are removed first (only these two; tests re-pull them too) so every byte is shown.
