@@ -1,0 +1,563 @@
+"""Parser throughput on recorded real streams, each against its baselines in the same run.
+
+* pull tracker: engine messages/s, bytes in (JSON decoding included) to events out, against
+  ``json.loads`` alone on the same lines (the floor) and the seed's way (decode, then sum
+  ``progressDetail`` per layer);
+* milestones: log lines/s with 4 and with 50 milestones, against the seed's way (every
+  pattern compiled again for every line: both Python readings of it, see below) and a loop
+  over precompiled patterns;
+* TTY parser: MB/s on recorded tqdm and on recorded rich output, against the seed's per-read
+  ``\\d+%`` scan (4 KiB reads) and the pyte terminal emulator fed the same bytes.
+
+Inputs are the recordings under ``tests/fixtures/pull`` and ``tests/fixtures/tty`` and the
+PostgreSQL load log in ``bench/data`` (see its README), replicated to a volume that takes a
+measurable time. ``scale`` shrinks every volume (the smoke test uses a tiny one).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import importlib
+import io
+import json
+import pstats
+import re
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.harness import Comparison, Family, Figure, Target, rate_runs
+from dockprogress.core.execprogress import ExecTracker
+from dockprogress.core.jsonlines import JsonLinesDecoder
+from dockprogress.core.logprogress import LogProgress
+from dockprogress.core.manifest import ImageManifest, parse_manifest
+from dockprogress.core.milestones import Milestone, MilestoneSet, parse_milestones
+from dockprogress.core.pull import PullTracker
+from dockprogress.core.tty import TtyParser
+
+__all__ = [
+    "bench_milestones",
+    "bench_pull_tracker",
+    "bench_tty",
+    "milestone_sets",
+    "run",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+PULL_FIXTURES = ROOT / "tests" / "fixtures" / "pull"
+TTY_FIXTURES = ROOT / "tests" / "fixtures" / "tty"
+LOG_RECORDING = ROOT / "bench" / "data" / "postgres_load.log"
+MILESTONE_FILE = ROOT / "src" / "dockprogress" / "examples" / "postgres-load.toml"
+
+#: The seed reads the exec stream 4 KiB at a time; every TTY subject gets the same reads.
+READ_SIZE = 4096
+
+# (recording, manifest) pairs of tests/fixtures/pull replayed by the pull benchmark.
+PULL_RECORDINGS = (
+    ("fresh_layers", "dp_layers_1"),
+    ("resumed_layers", "dp_layers_1"),
+    ("cached_shared_b", "dp_shared_b"),
+)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _pull_chunks(name: str) -> tuple[str, list[bytes]]:
+    lines = (PULL_FIXTURES / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+    image = str(json.loads(lines[0])["recording"]["image"])
+    chunks = []
+    for line in lines[1:]:
+        item = json.loads(line)
+        if "chunk" in item:
+            chunks.append(item["chunk"].encode("utf-8"))
+    return image, chunks
+
+
+def _manifest_sizes(name: str) -> dict[str, int]:
+    found = parse_manifest((PULL_FIXTURES / "manifests" / f"{name}.json").read_bytes())
+    assert isinstance(found, ImageManifest)
+    return found.sizes
+
+
+def _tty_corpus(prefix: str) -> list[bytes]:
+    """The recordings whose name (without a ``host_`` prefix) starts with ``prefix``."""
+    paths = sorted(TTY_FIXTURES.glob("*.bin"))
+    return [p.read_bytes() for p in paths if p.stem.removeprefix("host_").startswith(prefix)]
+
+
+def _reads(blob: bytes, size: int = READ_SIZE) -> list[bytes]:
+    return [blob[i : i + size] for i in range(0, len(blob), size)]
+
+
+def _copies(volume: float, unit: float, minimum: int = 1) -> int:
+    return max(minimum, round(volume / max(unit, 1.0)))
+
+
+# ------------------------------------------------------------------------ pull tracker
+
+
+def bench_pull_tracker(*, scale: float = 1.0, runs: int = 5) -> tuple[Comparison, Target, str]:
+    """Messages/s of JsonLinesDecoder + PullTracker against ``json.loads`` on the same lines."""
+    recordings = []
+    for name, manifest in PULL_RECORDINGS:
+        image, chunks = _pull_chunks(name)
+        recordings.append((image, chunks, _manifest_sizes(manifest)))
+    lines = [
+        line
+        for _, chunks, _ in recordings
+        for line in b"".join(chunks).split(b"\n")
+        if line.strip()
+    ]
+    copies = _copies(40_000 * scale, len(lines))
+    messages = len(lines) * copies
+    decoded = [json.loads(line) for line in lines]
+
+    def subject(copies: int = copies) -> None:
+        for _ in range(copies):
+            for image, chunks, sizes in recordings:
+                decoder = JsonLinesDecoder()
+                tracker = PullTracker(image, layer_sizes=sizes)
+                tracker.begin()
+                for chunk in chunks:
+                    for message in decoder.decode(chunk):
+                        tracker.feed(message)
+                for message in decoder.flush():
+                    tracker.feed(message)
+                tracker.feed_eof()
+
+    def tracker_alone() -> None:
+        for _ in range(copies):
+            for image, _chunks, sizes in recordings:
+                tracker = PullTracker(image, layer_sizes=sizes)
+                tracker.begin()
+                for message in decoded:
+                    tracker.feed(message)
+                tracker.feed_eof()
+
+    loads = json.loads
+
+    def floor() -> None:
+        for _ in range(copies):
+            for line in lines:
+                loads(line)
+
+    def seed_way() -> None:
+        # The seed's pullImageWithProgress: decode each message, keep current/total per layer.
+        for _ in range(copies):
+            current: dict[str, int] = {}
+            total: dict[str, int] = {}
+            for line in lines:
+                message = loads(line)
+                detail = message.get("progressDetail")
+                if detail and message.get("status") == "Downloading":
+                    layer = message.get("id", "")
+                    current[layer] = detail.get("current", 0)
+                    total[layer] = detail.get("total", 0)
+                    _ = sum(current.values()), sum(total.values())
+
+    unit = "msg/s"
+    comparison = Comparison(
+        "Pull tracker: engine messages/s, bytes in to events out",
+        rate_runs("JsonLinesDecoder + PullTracker (manifest sizes)", unit, messages, subject, runs),
+        [
+            rate_runs("json.loads alone (the floor)", unit, messages, floor, runs),
+            rate_runs("seed's way: json.loads + per-layer sums", unit, messages, seed_way, runs),
+            rate_runs("PullTracker.feed alone (pre-decoded)", unit, messages, tracker_alone, runs),
+        ],
+        input=(
+            f"{', '.join(n for n, _ in PULL_RECORDINGS)} ({len(lines)} messages) "
+            f"x {copies} = {messages} messages, a fresh tracker per recording copy"
+        ),
+    )
+    slowdown = comparison.baselines[0].median / comparison.subject.median
+    target = Target(
+        "pull tracker within 2x of json.loads alone",
+        slowdown,
+        2.0,
+        "x json.loads time",
+        at_least=False,
+    )
+    profile = _profile(lambda: subject(max(1, copies // 4)), top=8)
+    return comparison, target, profile
+
+
+# -------------------------------------------------------------------------- milestones
+
+
+def _filler_milestones(count: int) -> list[dict[str, Any]]:
+    """``count`` realistic milestones that never match the PostgreSQL log (other services')."""
+    shapes = (
+        r"applying migration {i:04d}_\w+",
+        r"^step {i} of \d+: (?:copy|index|analyse) done",
+        r"loaded \d+ rows into table t{i}\b",
+        r"(?:created|dropped) index idx_{i}_\w+",
+        r"worker-{i} ready after \d+(?:\.\d+)? ?ms",
+        r"^\[{i:02d}/\d+\] fetching shard",
+    )
+    out = []
+    for i in range(count):
+        out.append(
+            {
+                "pattern": shapes[i % len(shapes)].format(i=i),
+                "progress": round(10 + 69 * i / max(count - 1, 1), 2),
+                "description": f"extra stage {i}",
+                "name": f"extra-{i}",
+            }
+        )
+    return out
+
+
+def milestone_sets() -> dict[int, MilestoneSet]:
+    """The 4- and 50-milestone sets: the shipped PostgreSQL load file, trimmed or padded."""
+    shipped = parse_milestones(MILESTONE_FILE.read_text(encoding="utf-8"))
+    by_name = dict(zip(shipped.names, shipped.milestones, strict=True))
+    four = [by_name[n] for n in ("start", "server-ready", "loading", "ready")]
+    tables: list[Milestone | dict[str, Any]] = []
+    for name, milestone in by_name.items():
+        if name == "loading":  # the checkpoint line has to get past every other stage first
+            tables.extend(_filler_milestones(50 - len(by_name)))
+        tables.append(milestone)
+    return {
+        4: MilestoneSet(four, name="bench-4"),
+        50: MilestoneSet(tables, name="bench-50"),
+    }
+
+
+def _seed_search(patterns: list[str]) -> Callable[[Iterable[str]], None]:
+    """The seed's loop read as Python would: ``re.search(pattern, line)`` (cache hit path)."""
+    search = re.search
+
+    def work(lines: Iterable[str]) -> None:
+        for line in lines:
+            for pattern in patterns:
+                if search(pattern, line):
+                    break
+
+    return work
+
+
+def _seed_compile(patterns: list[str]) -> Callable[[Iterable[str]], None]:
+    """The seed's loop as Go ran it: every pattern really compiled again for every line."""
+    purge, compile_ = re.purge, re.compile
+
+    def work(lines: Iterable[str]) -> None:
+        for line in lines:
+            purge()  # Python caches compiled patterns; Go's regexp.Compile does not
+            for pattern in patterns:
+                if compile_(pattern).search(line):
+                    break
+
+    return work
+
+
+def _precompiled(patterns: list[str]) -> Callable[[Iterable[str]], None]:
+    compiled = [re.compile(p) for p in patterns]
+
+    def work(lines: Iterable[str]) -> None:
+        for line in lines:
+            for regex in compiled:
+                if regex.search(line):
+                    break
+
+    return work
+
+
+def _required_literal(pattern: str) -> str:
+    """The longest run of plain characters every match of ``pattern`` must contain ('' if
+    none): the top-level sequence's literals, case-sensitive patterns only."""
+    parser: Any = importlib.import_module("re._parser")
+    try:
+        items = parser.parse(pattern)
+    except re.error:
+        return ""
+    if items.state.flags & re.IGNORECASE:
+        return ""
+    best, run_ = "", []
+    for op, arg in items:
+        if str(op) == "LITERAL":
+            run_.append(chr(arg))
+            continue
+        best = max(best, "".join(run_), key=len)
+        run_ = []
+    return max(best, "".join(run_), key=len)
+
+
+def _literal_guarded(patterns: list[str]) -> Callable[[Iterable[str]], None]:
+    """A proposal, not the seed: before a pattern's search, a C-level ``in`` test for a
+    literal every match must contain skips most patterns on most lines."""
+    guarded = [(_required_literal(p), re.compile(p)) for p in patterns]
+    guarded = [(lit if len(lit) >= 3 else "", rx) for lit, rx in guarded]
+
+    def work(lines: Iterable[str]) -> None:
+        for line in lines:
+            for literal, regex in guarded:
+                if literal and literal not in line:
+                    continue
+                if regex.search(line):
+                    break
+
+    return work
+
+
+def bench_milestones(
+    *, scale: float = 1.0, runs: int = 5
+) -> tuple[list[Comparison], list[Target], str]:
+    """Lines/s of LogProgress (match + events) with 4 and 50 milestones, and the baselines."""
+    log = LOG_RECORDING.read_text(encoding="utf-8").splitlines()
+    comparisons: list[Comparison] = []
+    targets: list[Target] = []
+    profile = ""
+    unit = "lines/s"
+    for size, milestones in milestone_sets().items():
+        patterns = [m.pattern for m in milestones.milestones]
+        copies = _copies((100_000 if size == 4 else 25_000) * scale, len(log))
+        lines = log * copies
+        # Recompiling 50 patterns per line costs about a millisecond: fewer lines for that one.
+        slow_copies = _copies((4_000 if size == 4 else 600) * scale, len(log))
+        slow_lines = log * slow_copies
+        clock = time.time
+
+        def subject(milestones: MilestoneSet = milestones, copies: int = copies) -> None:
+            # A fresh tracker per copy: the recording ends with the final milestone.
+            for _ in range(copies):
+                tracker = LogProgress(milestones, clock=clock)
+                for line in log:
+                    tracker.feed_line(line)
+
+        def match_only(milestones: MilestoneSet = milestones, lines: list[str] = lines) -> None:
+            match = milestones.match
+            for line in lines:
+                match(line)
+
+        precompiled = _precompiled(patterns)
+        guarded = _literal_guarded(patterns)
+        seed_search = _seed_search(patterns)
+        seed_compile = _seed_compile(patterns)
+        n, n_slow = len(lines), len(slow_lines)
+        comparison = Comparison(
+            f"Milestones ({size}): log lines/s, line in to events out",
+            rate_runs(f"LogProgress.feed_line, {size} milestones", unit, n, subject, runs),
+            [
+                rate_runs(
+                    "seed's way, faithful: re.compile per line, cache purged",
+                    unit,
+                    n_slow,
+                    lambda s=seed_compile, ls=slow_lines: s(ls),
+                    max(3, runs - 2),
+                ),
+                rate_runs(
+                    "seed's way, Python idiom: re.search(pattern, line)",
+                    unit,
+                    n,
+                    lambda s=seed_search, ls=lines: s(ls),
+                    runs,
+                ),
+                rate_runs(
+                    "loop over precompiled patterns",
+                    unit,
+                    n,
+                    lambda s=precompiled, ls=lines: s(ls),
+                    runs,
+                ),
+                rate_runs("MilestoneSet.match alone", unit, n, match_only, runs),
+                rate_runs(
+                    "proposal: required-literal 'in' guard before each search",
+                    unit,
+                    n,
+                    lambda s=guarded, ls=lines: s(ls),
+                    runs,
+                ),
+            ],
+            input=(
+                f"bench/data/postgres_load.log ({len(log)} lines) x {copies} = {n} lines "
+                f"({n_slow} for the purged-cache baseline); {size} milestones"
+            ),
+        )
+        comparisons.append(comparison)
+        if size == 50:
+            subject_rate = comparison.subject.median
+            targets.append(
+                Target(
+                    "milestones >= 500k lines/s with 50 milestones",
+                    subject_rate,
+                    500_000,
+                    "lines/s",
+                    at_least=True,
+                )
+            )
+            targets.append(
+                Target(
+                    "milestones >= 10x the seed's way (faithful: recompiled), 50 milestones",
+                    comparison.ratio(comparison.baselines[0]),
+                    10.0,
+                    "x",
+                    at_least=True,
+                    note=(
+                        f"{comparison.ratio(comparison.baselines[1]):.2f}x the cache-hit "
+                        "reading re.search(pattern, line)"
+                    ),
+                )
+            )
+            profile = _profile(lambda s=subject, c=copies: s(copies=max(1, c // 5)), top=8)
+    return comparisons, targets, profile
+
+
+# ------------------------------------------------------------------------- TTY parser
+
+_SEED_PERCENT = re.compile(rb"(\d+)%")
+
+
+def _seed_scan(reads: list[bytes], callback: Callable[[int], object]) -> None:
+    """The seed's parseProgressPercent on every 4 KiB read: no state kept between reads."""
+    findall = _SEED_PERCENT.findall
+    for data in reads:
+        found = findall(data)
+        if found:
+            callback(int(found[-1]))
+
+
+def bench_tty(*, scale: float = 1.0, runs: int = 5) -> tuple[list[Comparison], list[Target], str]:
+    """MB/s of TtyParser and of ExecTracker on tqdm and rich recordings, and the baselines."""
+    import pyte
+
+    comparisons: list[Comparison] = []
+    targets: list[Target] = []
+    profile = ""
+    unit = "MB/s"
+    for corpus in ("tqdm", "rich"):
+        files = _tty_corpus(corpus)
+        one = sum(len(f) for f in files)
+        copies = _copies(12e6 * scale, one)
+        blob = b"".join(files) * copies
+        reads = _reads(blob)
+        megabytes = len(blob) / 1e6
+        # pyte runs near 1 MB/s: measured on fewer copies of the same bytes.
+        pyte_copies = _copies(1.0e6 * scale, one)
+        pyte_reads = _reads(b"".join(files) * pyte_copies)
+        pyte_mb = sum(len(r) for r in pyte_reads) / 1e6
+        file_reads = [_reads(f) for f in files]
+
+        def parser(reads: list[bytes] = reads) -> None:
+            tty = TtyParser()
+            feed = tty.feed
+            for data in reads:
+                feed(data)
+            tty.feed_eof()
+
+        def tracker(file_reads: list[list[bytes]] = file_reads, copies: int = copies) -> None:
+            # One command per recording: a fresh tracker each, as the exec adapter makes.
+            for _ in range(copies):
+                for pieces in file_reads:
+                    exec_tracker = ExecTracker("exec:bench", kind=None)
+                    for data in pieces:
+                        exec_tracker.feed(data)
+                    exec_tracker.feed_eof()
+                    exec_tracker.exit(0)
+
+        def seed(reads: list[bytes] = reads) -> None:
+            seen: list[int] = []
+            _seed_scan(reads, seen.append)
+
+        def emulator(reads: list[bytes] = pyte_reads) -> None:
+            screen = pyte.Screen(100, 30)
+            stream = pyte.ByteStream(screen)
+            for data in reads:
+                stream.feed(data)
+
+        comparison = Comparison(
+            f"TTY parser on {corpus}: MB/s of raw exec output, 4 KiB reads",
+            rate_runs("TtyParser (rows/frames out)", unit, megabytes, parser, runs),
+            [
+                rate_runs(
+                    "pyte Screen(100x30) + ByteStream",
+                    unit,
+                    pyte_mb,
+                    emulator,
+                    max(3, runs - 2),
+                ),
+                rate_runs("seed's per-read \\d+% scan", unit, megabytes, seed, runs),
+                rate_runs(
+                    "ExecTracker (parser + bar recognition + events)",
+                    unit,
+                    megabytes,
+                    tracker,
+                    runs,
+                ),
+            ],
+            input=(
+                f"{len(files)} {corpus} recordings ({one / 1e3:.0f} kB) x {copies} = "
+                f"{megabytes:.1f} MB ({pyte_mb:.1f} MB for pyte)"
+            ),
+        )
+        comparisons.append(comparison)
+        rate = comparison.subject.median
+        targets.append(Target(f"TTY parser >= 50 MB/s ({corpus})", rate, 50.0, unit, True))
+        targets.append(
+            Target(
+                f"TTY parser >= 20x pyte ({corpus})",
+                comparison.ratio(comparison.baselines[0]),
+                20.0,
+                "x",
+                True,
+            )
+        )
+        tracker_rate = comparison.baselines[2].median
+        targets.append(
+            Target(
+                f"whole exec tracker >= 50 MB/s ({corpus}; the parser target applied to "
+                "bytes-to-events)",
+                tracker_rate,
+                50.0,
+                unit,
+                True,
+                note=f"{tracker_rate / comparison.baselines[0].median:.0f}x pyte",
+            )
+        )
+        if corpus == "tqdm":
+            profile = _profile(lambda t=tracker, c=copies: t(copies=max(1, c // 5)), top=8)
+    return comparisons, targets, profile
+
+
+# ---------------------------------------------------------------------------- profile
+
+
+def _profile(work: Callable[[], None], *, top: int) -> str:
+    """cProfile of one call of ``work``: the ``top`` functions by own time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    work()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    rows = sorted(stats.stats.items(), key=lambda item: item[1][2], reverse=True)  # type: ignore[attr-defined]
+    lines = []
+    for (filename, line, name), (_cc, calls, own, _cum, _callers) in rows[:top]:
+        where = Path(filename).name if filename != "~" else "builtin"
+        share = 100.0 * own / total if total else 0.0
+        lines.append(f"{share:5.1f}%  {calls:>9}  {where}:{line} {name}")
+    return "\n".join(lines)
+
+
+def run(*, scale: float = 1.0, runs: int = 5) -> Family:
+    """Every parser benchmark, as one family."""
+    start = time.perf_counter()
+    family = Family("Parser throughput")
+    pull, pull_target, pull_profile = bench_pull_tracker(scale=scale, runs=runs)
+    family.comparisons.append(pull)
+    family.targets.append(pull_target)
+    family.notes.append("Profile, pull tracker (own time):\n" + pull_profile)
+    milestone_comparisons, milestone_targets, milestone_profile = bench_milestones(
+        scale=scale, runs=runs
+    )
+    family.comparisons.extend(milestone_comparisons)
+    family.targets.extend(milestone_targets)
+    family.notes.append("Profile, LogProgress with 50 milestones (own time):\n" + milestone_profile)
+    tty_comparisons, tty_targets, tty_profile = bench_tty(scale=scale, runs=runs)
+    family.comparisons.extend(tty_comparisons)
+    family.targets.extend(tty_targets)
+    family.notes.append("Profile, ExecTracker on tqdm (own time):\n" + tty_profile)
+    family.seconds = time.perf_counter() - start
+    return family

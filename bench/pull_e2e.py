@@ -1,0 +1,183 @@
+"""End-to-end pull: ``dockprogress pull --progress json`` against ``docker pull`` (the Go CLI).
+
+The same fixture image (``dp/layers:1``, 118 MB in 6 incompressible layers) from the local
+registry, unthrottled (127.0.0.1:5000) and through the nginx front limited to 5 MB/s per
+connection (127.0.0.1:5001). Before every run every tag of the image is removed, so each
+pull downloads the same layers (the busybox base layer stays: dp/base:1 is kept locally).
+The two tools alternate run by run, so a slow spell of the shared machine hits both.
+
+Figures: wall time (spawn to exit), CPU time of the client process (``RUSAGE_CHILDREN``
+delta: user + system), and for dockprogress where its wall time goes: spawn to the first
+event line (interpreter start, imports, the registry's manifest), first to ``done`` event,
+``done`` event to exit.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.harness import Comparison, Family, Figure, Target
+
+__all__ = ["PullRun", "pull_once", "remove_image", "run"]
+
+ROOT = Path(__file__).resolve().parents[1]
+REPO = "dp/layers:1"
+REGISTRIES = (("unthrottled", "127.0.0.1:5000"), ("throttled 5 MB/s", "127.0.0.1:5001"))
+PULL_TIMEOUT = 180.0
+
+
+@dataclass
+class PullRun:
+    tool: str
+    image: str
+    wall: float
+    cpu: float
+    exit_code: int
+    first_output: float | None = None  # spawn to the first line on stdout
+    done_event: float | None = None  # spawn to the ``done`` event line (dockprogress)
+    lines: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _dockprogress() -> list[str]:
+    script = Path(sys.executable).with_name("dockprogress")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "dockprogress"]
+
+
+def remove_image(images: list[str]) -> None:
+    """Remove every tag given (errors ignored: a tag may already be gone)."""
+    subprocess.run(
+        ["docker", "image", "rm", *images],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
+    )
+
+
+def _present(image: str) -> bool:
+    found = subprocess.run(
+        ["docker", "image", "inspect", image],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        timeout=30,
+    )
+    return found.returncode == 0
+
+
+def pull_once(tool: str, image: str, *, timeout: float = PULL_TIMEOUT) -> PullRun:
+    """One timed pull with ``tool`` (``dockprogress`` or ``docker``); stdout read line by line."""
+    if tool == "dockprogress":
+        argv = [*_dockprogress(), "pull", image, "--progress", "json"]
+    else:
+        argv = [shutil.which("docker") or "docker", "pull", image]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"}
+    )
+    assert process.stdout is not None
+    first: float | None = None
+    done: float | None = None
+    lines = 0
+    deadline = start + timeout
+    for line in process.stdout:
+        now = time.perf_counter() - start
+        lines += 1
+        if first is None:
+            first = now
+        if b'"state":"done"' in line:
+            done = now
+        if time.perf_counter() > deadline:
+            process.kill()
+            break
+    stderr = process.stderr.read() if process.stderr is not None else b""
+    code = process.wait(timeout=max(1.0, deadline - time.perf_counter()))
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = PullRun(tool, image, wall, cpu, code, first, done, lines)
+    if code != 0:
+        result.notes.append(f"{tool} exited {code}: {stderr.decode(errors='replace')[-300:]}")
+    return result
+
+
+def run(*, runs: int = 3, registries: tuple[tuple[str, str], ...] = REGISTRIES) -> Family:
+    """``runs`` pulls per tool per registry, alternating tools; removed before each."""
+    started = time.perf_counter()
+    family = Family("End-to-end pull")
+    all_tags = [f"{registry}/{REPO}" for _, registry in REGISTRIES]
+    for label, registry in registries:
+        image = f"{registry}/{REPO}"
+        results: dict[str, list[PullRun]] = {"dockprogress": [], "docker": []}
+        for index in range(runs):
+            order = ("docker", "dockprogress") if index % 2 else ("dockprogress", "docker")
+            for tool in order:
+                remove_image(all_tags)
+                if _present(image):
+                    family.notes.append(f"{image} could not be removed before a {tool} run")
+                outcome = pull_once(tool, image)
+                results[tool].append(outcome)
+                family.notes.extend(outcome.notes)
+        ours, theirs = results["dockprogress"], results["docker"]
+        wall = Comparison(
+            f"Pull {label}: wall seconds, spawn to exit",
+            Figure("dockprogress pull --progress json", "s", [r.wall for r in ours], False),
+            [Figure("docker pull (Go CLI)", "s", [r.wall for r in theirs], False)],
+            input=f"{image}, every tag removed before each run, tools alternating",
+        )
+        cpu = Comparison(
+            f"Pull {label}: client CPU seconds (user + system)",
+            Figure("dockprogress pull --progress json", "s", [r.cpu for r in ours], False),
+            [Figure("docker pull (Go CLI)", "s", [r.cpu for r in theirs], False)],
+            input="RUSAGE_CHILDREN delta around the client process; the daemon's work excluded",
+        )
+        firsts = [r.first_output for r in ours if r.first_output is not None]
+        dones = [r.done_event for r in ours if r.done_event is not None]
+        exits = [r.wall - r.done_event for r in ours if r.done_event is not None]
+        docker_first = [r.first_output for r in theirs if r.first_output is not None]
+        split = Comparison(
+            f"Pull {label}: where dockprogress's wall time goes",
+            Figure("spawn to first event line (start-up + manifest)", "s", firsts, False),
+            [
+                Figure("docker: spawn to first output line", "s", docker_first, False),
+                Figure(
+                    "dockprogress: first event to done event",
+                    "s",
+                    [
+                        d - f
+                        for r in ours
+                        if (d := r.done_event) is not None and (f := r.first_output) is not None
+                    ],
+                    False,
+                ),
+                Figure("dockprogress: done event to exit", "s", exits, False),
+            ],
+            input=f"{len(dones)} dockprogress runs with a done event",
+        )
+        family.comparisons.extend([wall, cpu, split])
+        overhead = wall.subject.median / wall.baselines[0].median - 1.0
+        failed = [r for r in ours + theirs if r.exit_code != 0]
+        family.targets.append(
+            Target(
+                f"pull wall time within 5% of docker pull ({label})",
+                100.0 * overhead,
+                5.0,
+                "% slower",
+                at_least=False,
+                note=f"{len(failed)} failed run(s)" if failed else "",
+            )
+        )
+    remove_image(all_tags)
+    family.seconds = time.perf_counter() - started
+    return family
