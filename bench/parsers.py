@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Comparison, Family, Figure, Target, rate_runs
+from bench.harness import Comparison, Family, Target, rate_runs
 from dockprogress.core.execprogress import ExecTracker
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.logprogress import LogProgress
@@ -317,12 +317,11 @@ def bench_milestones(
         # Recompiling 50 patterns per line costs about a millisecond: fewer lines for that one.
         slow_copies = _copies((4_000 if size == 4 else 600) * scale, len(log))
         slow_lines = log * slow_copies
-        clock = time.time
 
         def subject(milestones: MilestoneSet = milestones, copies: int = copies) -> None:
             # A fresh tracker per copy: the recording ends with the final milestone.
             for _ in range(copies):
-                tracker = LogProgress(milestones, clock=clock)
+                tracker = LogProgress(milestones, clock=time.time)
                 for line in log:
                     tracker.feed_line(line)
 
