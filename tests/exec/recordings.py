@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ def chunks(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     """``data`` split at the (sorted, deduplicated) offsets ``cuts``."""
     points = sorted({c for c in cuts if 0 < c < len(data)})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def frames(pieces: Sequence[bytes]) -> list[Frame]:

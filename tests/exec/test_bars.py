@@ -27,7 +27,7 @@ _SGR = re.compile(r"\x1b\[[0-9;]*m")
     ncols=st.sampled_from([0, 100, 200]),
     desc=st.sampled_from(["", "work", "file: a.txt", "épreuve 2"]),
 )
-def test_tqdm_lines_give_their_count_and_percent(
+def test_tqdm_lines_give_their_count_and_percent(  # noqa: PLR0917
     total: int, fraction: float, elapsed: float, unit: str, unit_scale: bool, ncols: int, desc: str
 ) -> None:
     n = int(total * fraction)
@@ -39,7 +39,9 @@ def test_tqdm_lines_give_their_count_and_percent(
     assert reading.style is BarStyle.TQDM
     assert reading.description == desc
     assert reading.is_bytes == (unit == "B")
-    assert reading.n is not None and reading.total is not None and reading.percent is not None
+    assert reading.n is not None
+    assert reading.total is not None
+    assert reading.percent is not None
     tolerance = 0.006 if unit_scale else 0.0  # 3 significant digits
     assert reading.total == pytest.approx(total, rel=tolerance)
     assert reading.n == pytest.approx(n, rel=tolerance, abs=tolerance * total)
@@ -52,7 +54,8 @@ def test_tqdm_unknown_total_gives_a_count_without_percent(n: int, unit: str) -> 
     line = tqdm.format_meter(n, None, 12.0, prefix="scan", unit=unit, unit_scale=unit == "B")
     reading = recognise(line, live=False)
     assert reading is not None, line
-    assert reading.percent is None and reading.total is None
+    assert reading.percent is None
+    assert reading.total is None
     assert reading.n == pytest.approx(n, rel=0.006)
 
 
@@ -82,7 +85,8 @@ def test_rich_rows_give_their_description_and_percent(fractions: list[float]) ->
 def test_rich_row_without_total_has_no_percent() -> None:
     (row,) = _rich_rows([None], [3.0])
     reading = recognise(row, live=False)
-    assert reading is not None and reading.style is BarStyle.RICH
+    assert reading is not None
+    assert reading.style is BarStyle.RICH
     assert reading.percent is None
 
 
@@ -93,7 +97,8 @@ def test_rich_row_without_total_has_no_percent() -> None:
 def test_plain_text_percent_is_progress_only_on_a_redrawn_row(line: str) -> None:
     assert recognise(line, live=False) is None
     reading = recognise(line, live=True)
-    assert reading is not None and reading.style is BarStyle.GENERIC
+    assert reading is not None
+    assert reading.style is BarStyle.GENERIC
 
 
 def test_generic_percent_ignores_values_over_100_and_version_numbers() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -85,9 +86,9 @@ def test_nested_bars_move_the_overall_forward_when_the_inner_bar_restarts(name: 
         restarts = max([restarts, *(bar.restarts for bar in board.bars)])
     assert restarts >= 1 or any(not f.text.strip() for f in frames([data]))
     # never backwards, without the Task's clamp
-    assert all(b >= a - 1e-9 for a, b in zip(overall, overall[1:], strict=False))
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(overall))
     # smooth: no jump of a whole epoch (33 points) at once, and every epoch is seen inside
-    assert max(b - a for a, b in zip(overall, overall[1:], strict=False)) < 20
+    assert max(b - a for a, b in itertools.pairwise(overall)) < 20
     for low, high in ((0, 33.4), (33.4, 66.7), (66.7, 100)):
         assert any(low < p < high for p in overall), (low, high)
 

@@ -347,10 +347,7 @@ def _nested(bars: list[Bar], index: int) -> float:
     reading = bar.reading
     if not _has_inner(bar, bars, index) or reading.n is None or not reading.total:
         return own
-    if index + 1 < len(bars):
-        inner = _nested(bars, index + 1)
-    else:
-        inner = bar.inner
+    inner = _nested(bars, index + 1) if index + 1 < len(bars) else bar.inner
     combined = 100.0 * (reading.n + inner / 100.0) / reading.total
     return max(own, min(combined, 100.0))
 

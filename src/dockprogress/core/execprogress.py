@@ -24,8 +24,9 @@ Contract
   (bytes for a ``download`` task), or percent points out of 100 for bars that only show a
   percentage.
 * Text never finishes the task. ``exit(code)`` does: ``done`` for status 0, else ``error``
-  with the status and the last lines of output; :meth:`error_for` builds the matching
-  :class:`~dockprogress.errors.ExecError`. ``cancel()`` ends it ``cancelled``.
+  with the status and the last lines of output (also in ``detail["last_lines"]``);
+  :meth:`error_for` builds the matching :class:`~dockprogress.errors.ExecError`.
+  ``cancel()`` ends it ``cancelled``.
 """
 
 from __future__ import annotations
@@ -133,13 +134,14 @@ class ExecTracker:
 
     def exit(self, exit_code: int | None) -> TaskEvent | None:
         """End the task from the command's exit status (``None``: unknown, an error)."""
-        detail = self._detail(exit_code=exit_code)
         if exit_code == 0:
-            return self.task.finish(detail=detail)
+            return self.task.finish(detail=self._detail(exit_code=exit_code))
+        detail = self._detail(exit_code=exit_code, last_lines=list(self.last_lines))
         return self.task.fail(self.error_for(exit_code).message, detail=detail)
 
     def cancel(self, reason: str = "cancelled") -> TaskEvent | None:
-        return self.task.cancel(reason, detail=self._detail())
+        """End as ``cancelled``; the detail keeps the last lines of output."""
+        return self.task.cancel(reason, detail=self._detail(last_lines=list(self.last_lines)))
 
     def error_for(self, exit_code: int | None) -> ExecError:
         """The :class:`ExecError` for a failed command: status, and what it last printed."""

@@ -78,7 +78,7 @@ def iter_exec(
     argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
     if not argv:
         raise UsageError("exec: no command given (usage: dockprogress exec CONTAINER -- CMD)")
-    api = _api_client(client)
+    api, owned = _api_client(client)
     columns, lines = size
     marker = uuid.uuid4().hex
     tracker = ExecTracker(
@@ -92,16 +92,46 @@ def iter_exec(
     env.setdefault("TERM", "xterm-256color")
     env[MARKER_VARIABLE] = marker
     try:
-        exec_id = _create(
-            api, container, argv, env=env, user=user, workdir=workdir, columns=columns, lines=lines
-        )
-        stream, initial, keepalive = _start(api, exec_id)
-    except Exception as exc:
-        error = _engine_error(exc, container)
-        event = tracker.task.fail(str(error))
-        if event is not None:
-            yield event
-        raise error from exc
+        try:
+            exec_id = _create(
+                api, container, argv, env=env, user=user, workdir=workdir, columns=columns,
+                lines=lines,
+            )  # fmt: skip
+            stream, initial, response = _start(api, exec_id)
+        except Exception as exc:
+            error = _engine_error(exc, container)
+            event = tracker.task.fail(str(error))
+            if event is not None:
+                yield event
+            raise error from exc
+        yield from _follow(
+            api, container, exec_id, tracker, marker=marker, stream=stream, initial=initial,
+            response=response, cancel=cancel, passthrough=passthrough, idle=idle, kill_via=kill_via,
+            size=size,
+        )  # fmt: skip
+    finally:
+        if owned:
+            api.close()
+
+
+def _follow(
+    api: Any,
+    container: str,
+    exec_id: str,
+    tracker: ExecTracker,
+    *,
+    marker: str,
+    stream: socket.socket,
+    initial: bytes,
+    response: Any,
+    cancel: threading.Event | None,
+    passthrough: BinaryIO | None,
+    idle: float,
+    kill_via: KillVia,
+    size: tuple[int, int],
+) -> Iterator[TaskEvent]:
+    """From the started exec to its terminal event (see :func:`iter_exec`)."""
+    columns, lines = size
 
     ended = False  # once the command has ended (or been killed), nothing is left to kill
     try:
@@ -144,7 +174,7 @@ def iter_exec(
             _kill(api, container, exec_id, marker, kill_via)
         with contextlib.suppress(OSError):
             stream.close()
-        del keepalive
+        response.close()
 
 
 def exec_with_progress(
@@ -174,15 +204,16 @@ async def aexec(
 # ----------------------------------------------------------------------- engine calls
 
 
-def _api_client(client: Any) -> Any:
+def _api_client(client: Any) -> tuple[Any, bool]:
+    """The low-level client, and whether it is ours to close."""
     if client is None:
         import docker
 
         try:
-            return docker.from_env().api
+            return docker.APIClient(**docker.utils.kwargs_from_env()), True
         except docker.errors.DockerException as exc:
             raise EngineError(f"cannot reach the Docker engine: {exc}") from exc
-    return getattr(client, "api", client)
+    return getattr(client, "api", client), False
 
 
 def _supports_console_size(api: Any) -> bool:
