@@ -55,6 +55,7 @@ ends without its final ``Status:`` line also ends in ``error``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any, Final
@@ -101,6 +102,15 @@ _SIMPLE_STATUS: Final = {
     "Already exists": LayerState.PRESENT,
     "Exists": LayerState.PRESENT,
 }
+
+
+def _count(value: Any) -> int:
+    """A byte count from the stream; anything but a finite non-negative number counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if not math.isfinite(value) or value < 0:
+        return 0
+    return int(value)
 
 
 class _Layer:
@@ -280,8 +290,8 @@ class PullTracker:
             return None
         current = total = 0
         if isinstance(progress, dict):
-            current = progress.get("current") or 0
-            total = progress.get("total") or 0
+            current = _count(progress.get("current"))
+            total = _count(progress.get("total"))
         if total > 0:
             if layer.size is None:
                 self._set_size(layer, total)
@@ -305,13 +315,13 @@ class PullTracker:
             return None
         self._download_done(layer)
         if isinstance(progress, dict):
-            current = progress.get("current") or 0
-            if progress.get("units") == "s" or not progress.get("total"):
+            current = _count(progress.get("current"))
+            if progress.get("units") == "s" or not _count(progress.get("total")):
                 # containerd store: seconds spent, no total; counted at Pull complete.
                 layer.extract_seconds = float(current)
             else:
                 if layer.size is None:
-                    self._set_size(layer, progress["total"])
+                    self._set_size(layer, _count(progress["total"]))
                 self._set_extracted(layer, current)
         if layer.state is not LayerState.EXTRACTING:
             self._set_state(layer, LayerState.EXTRACTING)
