@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv check testbed test demo demo-pull bench down status clean
+.PHONY: all venv check testbed test demo demo-pull demo-exec bench down status clean
 
 all: test
 
@@ -54,6 +54,10 @@ DEMO_ARGS ?= --linger 20
 
 demo: venv testbed
 	$(BIN)/dockprogress demo $(DEMO_ARGS)
+
+# A real tqdm script's nested bars through `dockprogress exec` in a python fixture container.
+demo-exec: venv testbed
+	$(BIN)/python scripts/demo_exec.py
 
 # A throttled multi-layer pull with `dockprogress pull` (issue 4): dp/layers and dp/shared:b
 # are removed first (only these two; tests re-pull them too) so every byte is shown.

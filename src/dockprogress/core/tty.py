@@ -43,9 +43,8 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, NamedTuple
 
 __all__ = ["DEFAULT_MAX_LINE", "Frame", "FrameEnd", "TtyParser"]
 
@@ -56,6 +55,8 @@ _MAX_ROWS_TRACKED: Final = 4096
 # column in them); removing them in one C-level pass keeps the Python loop to what matters.
 _SGR: Final = re.compile(r"\x1b\[[0-9;:]{0,64}m")
 
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_ODD_CONTROL: Final = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
 _TOKEN: Final = re.compile(
     r"\r\n"
     r"|[\r\n\x08]"
@@ -84,9 +85,11 @@ class FrameEnd(Enum):
     PARTIAL = "partial"  # flush_partial(): the row as it is now, still being written
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """The text of screen row ``row`` at one moment, escape sequences removed."""
+class Frame(NamedTuple):
+    """The text of screen row ``row`` at one moment, escape sequences removed.
+
+    (A named tuple: one is made per frame, and it is three times cheaper than a dataclass.)
+    """
 
     row: int
     text: str
@@ -163,11 +166,75 @@ class TtyParser:
     def _process(self, text: str, out: list[Frame]) -> None:
         if "\x1b[" in text:
             text = _SGR.sub("", text)
+        # Text between escape sequences with only \r and \n in it (all of tqdm's output) goes
+        # through str.split; the rest through the token loop. Same frames either way.
         pos = 0
-        for match in _TOKEN.finditer(text):
-            start = match.start()
+        end = len(text)
+        while pos < end:
+            esc = text.find("\x1b", pos)
+            stop = end if esc < 0 else esc
+            if stop > pos:
+                segment = text[pos:stop]
+                if _ODD_CONTROL.search(segment) is None:
+                    self._plain(segment, out)
+                else:
+                    self._tokens(segment, out)
+            if esc < 0:
+                return
+            match = _TOKEN.match(text, esc)
+            if match is None:  # a lone or malformed ESC: dropped, what follows is text
+                pos = esc + 1
+                continue
+            self._tokens(match.group(), out)
+            pos = match.end()
+
+    def _plain(self, text: str, out: list[Frame]) -> None:
+        """``text`` has no control characters but ``\r`` and ``\n``."""
+        lines = text.split("\n")
+        last = len(lines) - 1
+        cap = self.max_line
+        for index, written in enumerate(lines):
+            line = written
+            newline = index < last
+            if newline and line.endswith("\r"):
+                line = line[:-1]  # a PTY's \r\n: not an overwrite
+            if "\r" in line:
+                parts = line.split("\r")
+                line = parts.pop()
+                for part in parts:  # each ended by a lone \r: an overwrite
+                    if not self._length and part and len(part) <= cap:
+                        row = self.row
+                        self._mark_live(row)
+                        out.append(Frame(row, part, FrameEnd.OVERWRITE, True))
+                        continue
+                    if part:
+                        self._append(part)
+                    if self._length:
+                        self._mark_live(self.row)
+                        self._commit(FrameEnd.OVERWRITE, out)
+            if line:
+                self._append(line)
+            if newline:
+                self._commit(FrameEnd.NEWLINE, out)
+                self.row += 1
+
+    def _tokens(self, text: str, out: list[Frame]) -> None:
+        """The general path: every control character and escape sequence in ``text``."""
+        search = _CONTROL.search
+        token_at = _TOKEN.match
+        pos = 0
+        end = len(text)
+        while pos < end:
+            found = search(text, pos)
+            if found is None:
+                break
+            start = found.start()
             if start > pos:
                 self._append(text[pos:start])
+            match = token_at(text, start)
+            if match is None:  # a lone or malformed ESC: dropped, what follows is text
+                pos = start + 1
+                continue
             pos = match.end()
             token = match.group()
             first = token[0]
@@ -191,8 +258,8 @@ class TtyParser:
                     short = match.group("short")
                     if short is not None:
                         self._short_escape(short, out)
-            # anything else (BEL, TAB, OSC strings, charsets, lone ESC) is dropped
-        if pos < len(text):
+            # anything else (BEL, TAB, OSC strings, charsets) is dropped
+        if pos < end:
             self._append(text[pos:])
 
     def _append(self, piece: str) -> None:
