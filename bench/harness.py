@@ -72,6 +72,8 @@ class Comparison:
     subject: Figure
     baselines: list[Figure] = field(default_factory=list)
     input: str = ""
+    #: False when the other figures are companions (p50 beside p99), not baselines.
+    ratios: bool = True
 
     def ratio(self, baseline: Figure) -> float:
         s, b = self.subject.median, baseline.median
@@ -93,7 +95,7 @@ class Target:
 
     @property
     def passed(self) -> bool:
-        if self.measured != self.measured:  # NaN: nothing was measured
+        if math.isnan(self.measured):  # nothing was measured
             return False
         return self.measured >= self.limit if self.at_least else self.measured <= self.limit
 

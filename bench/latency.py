@@ -323,6 +323,7 @@ def run(*, runs: int = 3, samples: int = 120) -> Family:
                 [p50, worst, share],
                 input=f"{runs} runs of {samples} updates, one every {INTERVAL * 1000:.0f} ms; "
                 "dockprogress serve at default settings",
+                ratios=False,
             )
         )
         family.targets.append(
@@ -360,6 +361,7 @@ def run(*, runs: int = 3, samples: int = 120) -> Family:
                 ),
             ],
             input=f"one run each of {samples} updates; same container, same script",
+            ratios=False,
         )
     )
     family.seconds = time.perf_counter() - started

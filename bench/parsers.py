@@ -24,6 +24,7 @@ import pstats
 import re
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +316,7 @@ def bench_milestones(
         copies = _copies((100_000 if size == 4 else 25_000) * scale, len(log))
         lines = log * copies
         # Recompiling 50 patterns per line costs about a millisecond: fewer lines for that one.
-        slow_copies = _copies((4_000 if size == 4 else 600) * scale, len(log))
+        slow_copies = _copies((4_000 if size == 4 else 240) * scale, len(log))
         slow_lines = log * slow_copies
 
         def subject(milestones: MilestoneSet = milestones, copies: int = copies) -> None:
@@ -343,21 +344,22 @@ def bench_milestones(
                     "seed's way, faithful: re.compile per line, cache purged",
                     unit,
                     n_slow,
-                    lambda s=seed_compile, ls=slow_lines: s(ls),
+                    partial(seed_compile, slow_lines),
                     max(3, runs - 2),
+                    warmup=0,  # every run is cold anyway: the cache is purged per line
                 ),
                 rate_runs(
                     "seed's way, Python idiom: re.search(pattern, line)",
                     unit,
                     n,
-                    lambda s=seed_search, ls=lines: s(ls),
+                    partial(seed_search, lines),
                     runs,
                 ),
                 rate_runs(
                     "loop over precompiled patterns",
                     unit,
                     n,
-                    lambda s=precompiled, ls=lines: s(ls),
+                    partial(precompiled, lines),
                     runs,
                 ),
                 rate_runs("MilestoneSet.match alone", unit, n, match_only, runs),
@@ -365,7 +367,7 @@ def bench_milestones(
                     "proposal: required-literal 'in' guard before each search",
                     unit,
                     n,
-                    lambda s=guarded, ls=lines: s(ls),
+                    partial(guarded, lines),
                     runs,
                 ),
             ],
@@ -399,7 +401,7 @@ def bench_milestones(
                     ),
                 )
             )
-            profile = _profile(lambda s=subject, c=copies: s(copies=max(1, c // 5)), top=8)
+            profile = _profile(partial(subject, copies=max(1, copies // 5)), top=8)
     return comparisons, targets, profile
 
 
@@ -428,15 +430,18 @@ def bench_tty(*, scale: float = 1.0, runs: int = 5) -> tuple[list[Comparison], l
     for corpus in ("tqdm", "rich"):
         files = _tty_corpus(corpus)
         one = sum(len(f) for f in files)
-        copies = _copies(12e6 * scale, one)
+        copies = _copies(8e6 * scale, one)
         blob = b"".join(files) * copies
         reads = _reads(blob)
         megabytes = len(blob) / 1e6
         # pyte runs near 1 MB/s: measured on fewer copies of the same bytes.
-        pyte_copies = _copies(1.0e6 * scale, one)
+        pyte_copies = _copies(0.5e6 * scale, one)
         pyte_reads = _reads(b"".join(files) * pyte_copies)
         pyte_mb = sum(len(r) for r in pyte_reads) / 1e6
         file_reads = [_reads(f) for f in files]
+        # The whole tracker runs near a few MB/s: a quarter of the parser's volume.
+        tracker_copies = max(1, copies // 4)
+        tracker_mb = tracker_copies * one / 1e6
 
         def parser(reads: list[bytes] = reads) -> None:
             tty = TtyParser()
@@ -445,7 +450,9 @@ def bench_tty(*, scale: float = 1.0, runs: int = 5) -> tuple[list[Comparison], l
                 feed(data)
             tty.feed_eof()
 
-        def tracker(file_reads: list[list[bytes]] = file_reads, copies: int = copies) -> None:
+        def tracker(
+            file_reads: list[list[bytes]] = file_reads, copies: int = tracker_copies
+        ) -> None:
             # One command per recording: a fresh tracker each, as the exec adapter makes.
             for _ in range(copies):
                 for pieces in file_reads:
@@ -475,19 +482,22 @@ def bench_tty(*, scale: float = 1.0, runs: int = 5) -> tuple[list[Comparison], l
                     pyte_mb,
                     emulator,
                     max(3, runs - 2),
+                    warmup=0,
                 ),
                 rate_runs("seed's per-read \\d+% scan", unit, megabytes, seed, runs),
                 rate_runs(
                     "ExecTracker (parser + bar recognition + events)",
                     unit,
-                    megabytes,
+                    tracker_mb,
                     tracker,
                     runs,
                 ),
             ],
             input=(
                 f"{len(files)} {corpus} recordings ({one / 1e3:.0f} kB) x {copies} = "
-                f"{megabytes:.1f} MB ({pyte_mb:.1f} MB for pyte)"
+                f"{megabytes:.1f} MB ({tracker_mb:.1f} MB for ExecTracker, "
+                f"{pyte_mb:.1f} MB for pyte); "
+                "a fresh ExecTracker per recording copy"
             ),
         )
         comparisons.append(comparison)
@@ -514,8 +524,17 @@ def bench_tty(*, scale: float = 1.0, runs: int = 5) -> tuple[list[Comparison], l
                 note=f"{tracker_rate / comparison.baselines[0].median:.0f}x pyte",
             )
         )
+        if corpus == "rich":
+            profile += "\nTtyParser alone on rich:\n" + _profile(
+                partial(parser, reads[: max(1, len(reads) // 4)]), top=6
+            )
         if corpus == "tqdm":
-            profile = _profile(lambda t=tracker, c=copies: t(copies=max(1, c // 5)), top=8)
+            profile += (
+                "TtyParser alone on tqdm:\n"
+                + _profile(partial(parser, reads[: max(1, len(reads) // 4)]), top=6)
+                + "\nExecTracker on tqdm (parser + bars + events):\n"
+                + _profile(partial(tracker, copies=max(1, tracker_copies // 3)), top=8)
+            )
     return comparisons, targets, profile
 
 
@@ -557,6 +576,6 @@ def run(*, scale: float = 1.0, runs: int = 5) -> Family:
     tty_comparisons, tty_targets, tty_profile = bench_tty(scale=scale, runs=runs)
     family.comparisons.extend(tty_comparisons)
     family.targets.extend(tty_targets)
-    family.notes.append("Profile, ExecTracker on tqdm (own time):\n" + tty_profile)
+    family.notes.append("Profile, TTY parser and tracker (own time):\n" + tty_profile)
     family.seconds = time.perf_counter() - start
     return family

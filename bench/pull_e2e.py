@@ -83,26 +83,27 @@ def pull_once(tool: str, image: str, *, timeout: float = PULL_TIMEOUT) -> PullRu
         argv = [shutil.which("docker") or "docker", "pull", image]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"}
-    )
-    assert process.stdout is not None
     first: float | None = None
     done: float | None = None
     lines = 0
     deadline = start + timeout
-    for line in process.stdout:
-        now = time.perf_counter() - start
-        lines += 1
-        if first is None:
-            first = now
-        if b'"state":"done"' in line:
-            done = now
-        if time.perf_counter() > deadline:
-            process.kill()
-            break
-    stderr = process.stderr.read() if process.stderr is not None else b""
-    code = process.wait(timeout=max(1.0, deadline - time.perf_counter()))
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"}
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        for line in process.stdout:
+            now = time.perf_counter() - start
+            lines += 1
+            if first is None:
+                first = now
+            if b'"state":"done"' in line:
+                done = now
+            if time.perf_counter() > deadline:
+                process.kill()
+                break
+        stderr = process.stderr.read()
+        code = process.wait(timeout=max(1.0, deadline - time.perf_counter()))
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -112,11 +113,23 @@ def pull_once(tool: str, image: str, *, timeout: float = PULL_TIMEOUT) -> PullRu
     return result
 
 
+def _startup(code: str, runs: int) -> list[float]:
+    """Wall seconds of ``python -c code`` in the venv's interpreter."""
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=False, timeout=60)
+        out.append(time.perf_counter() - start)
+    return out
+
+
 def run(*, runs: int = 3, registries: tuple[tuple[str, str], ...] = REGISTRIES) -> Family:
     """``runs`` pulls per tool per registry, alternating tools; removed before each."""
     started = time.perf_counter()
     family = Family("End-to-end pull")
     all_tags = [f"{registry}/{REPO}" for _, registry in REGISTRIES]
+    bare = _startup("pass", runs)
+    imports = _startup("import dockprogress.cli.main, dockprogress.docker.pull", runs)
     for label, registry in registries:
         image = f"{registry}/{REPO}"
         results: dict[str, list[PullRun]] = {"dockprogress": [], "docker": []}
@@ -150,6 +163,8 @@ def run(*, runs: int = 3, registries: tuple[tuple[str, str], ...] = REGISTRIES) 
             f"Pull {label}: where dockprogress's wall time goes",
             Figure("spawn to first event line (start-up + manifest)", "s", firsts, False),
             [
+                Figure("python -c pass (bare interpreter)", "s", bare, False),
+                Figure("python -c 'import dockprogress' (its imports)", "s", imports, False),
                 Figure("docker: spawn to first output line", "s", docker_first, False),
                 Figure(
                     "dockprogress: first event to done event",
@@ -164,6 +179,7 @@ def run(*, runs: int = 3, registries: tuple[tuple[str, str], ...] = REGISTRIES) 
                 Figure("dockprogress: done event to exit", "s", exits, False),
             ],
             input=f"{len(dones)} dockprogress runs with a done event",
+            ratios=False,
         )
         family.comparisons.extend([wall, cpu, split])
         overhead = wall.subject.median / wall.baselines[0].median - 1.0

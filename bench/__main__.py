@@ -1,0 +1,97 @@
+"""``python -m bench``: run every benchmark family, print the table, rewrite BENCHMARKS.md.
+
+Families: ``parsers`` (no engine needed), ``pull``, ``latency``, ``fanout`` (the real engine
+and the test bed's registries; ``make bench`` brings them up first). A family that cannot run
+is reported as not run, its targets as MISS, and the others still run. ``--quick`` shrinks
+every input and run count (a check that everything works, not a measurement) and then
+writes nothing unless ``--output`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import fanout, latency, parsers, pull_e2e, report
+from bench.harness import Family
+
+ROOT = Path(__file__).resolve().parents[1]
+FAMILIES = ("parsers", "pull", "latency", "fanout")
+
+
+def _runners(quick: bool) -> dict[str, Callable[[], Family]]:
+    if quick:
+        return {
+            "parsers": lambda: parsers.run(scale=0.05, runs=2),
+            "pull": lambda: pull_e2e.run(runs=1, registries=pull_e2e.REGISTRIES[:1]),
+            "latency": lambda: latency.run(runs=1, samples=30),
+            "fanout": lambda: fanout.run(runs=1, seconds=6, clients=10, tasks=5),
+        }
+    return {
+        "parsers": parsers.run,
+        "pull": pull_e2e.run,
+        "latency": latency.run,
+        "fanout": fanout.run,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        default=",".join(FAMILIES),
+        help=f"comma-separated families to run (default: all of {', '.join(FAMILIES)})",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny inputs; writes nothing")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where to write the report (default: BENCHMARKS.md, not with --quick)",
+    )
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(FAMILIES))
+    if unknown:
+        parser.error(f"unknown families: {', '.join(unknown)}")
+    output = args.output
+    if output is None and not args.quick:
+        output = ROOT / "BENCHMARKS.md"
+
+    info = report.machine()
+    started = time.perf_counter()
+    runners = _runners(args.quick)
+    families: list[Family] = []
+    for name in chosen:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        family_start = time.perf_counter()
+        try:
+            family = runners[name]()
+        except Exception as exc:  # one family's failure must not lose the others' figures
+            traceback.print_exc()
+            family = Family(name, skipped=f"{type(exc).__name__}: {exc}")
+            family.seconds = time.perf_counter() - family_start
+        families.append(family)
+        print(f"bench: {name} done in {family.seconds:.0f} s", file=sys.stderr, flush=True)
+    seconds = time.perf_counter() - started
+    print(report.text_table(families))
+    if output is not None:
+        command = "python -m bench" + (
+            f" --only {args.only}" if args.only != ",".join(FAMILIES) else ""
+        )
+        if args.quick:
+            command += " --quick"
+        text = report.markdown(
+            families, info, command=command, seconds=seconds, analysis=report.analysis
+        )
+        report.write(output, text)
+        print(f"bench: wrote {output} ({seconds / 60:.1f} min)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
