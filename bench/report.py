@@ -335,24 +335,29 @@ def analysis(families: list[Family]) -> list[str]:
     tty = m("TtyParser")
     tracker = m("ExecTracker")
     pyte = m("pyte")
+    rich = [c for f in families for c in f.comparisons if c.title.startswith("TTY parser on rich")]
+    rich_tty = rich[0].subject.median if rich else float("nan")
+    rich_pyte = rich[0].baselines[0].median if rich and rich[0].baselines else float("nan")
     if not math.isnan(tty):
         out += [
             f"**TTY parser ({verdict('TTY parser')}; whole tracker "
             f"{verdict('whole exec tracker')}).** TtyParser reads {_number(tty)} MB/s of tqdm "
-            f"output, {tty / pyte:.0f}x pyte on the same bytes; the whole ExecTracker (frames, "
-            f"bar recognition, task events) {_number(tracker)} MB/s. tqdm with "
-            "`mininterval=0` redraws a 100-byte row per item, so every 100 bytes become a "
-            "`Frame` (a frozen dataclass) handed to the bar board, one regex match of the "
-            "tqdm line and a percent comparison; the parser's own loop is a `finditer` over "
-            "control tokens with a Python-level branch per token. 50 MB/s means 2 microseconds "
-            "per row. What would close it: (1) in `TtyParser.feed`, when the text has no ESC, "
-            "backspace or other control besides `\\r`/`\\n`, split on them with `str.split` "
-            "instead of the token loop; (2) hand the board only the last overwrite of each row "
-            "per `feed()` (intermediate redraws of the same row within one read are never "
-            "shown), which divides the per-row work by the redraws per read (about 40 per "
-            "4 KiB read for tqdm). The second changes frames with the chunking, so it belongs "
-            "in ExecTracker, not in the chunking-invariant parser. Real commands print a few "
-            "kB/s, so the absolute speed is far beyond need either way.",
+            f"output ({tty / pyte:.0f}x pyte on the same bytes) and {_number(rich_tty)} MB/s "
+            f"of rich output ({rich_tty / rich_pyte:.0f}x pyte); the whole ExecTracker (frames, "
+            f"bar recognition, task events) {_number(tracker)} MB/s on tqdm. The parser has a "
+            "`str.split` fast path for text without escape sequences, which is what tqdm "
+            "writes; rich redraws with `\\r ESC[2K` and `ESC[1A ESC[2K` around every row, so "
+            "its rows go through the token loop (`_tokens`, `_csi` in the profile), a Python "
+            "branch per escape sequence. What would close it on rich: treat those two "
+            "sequences (the only cursor moves rich makes) as split points in the fast path, "
+            "e.g. one `re.split` on `\\r|\\n|\\x1b\\[(?:1A|2K)` before falling back to the "
+            "token loop. The tracker's cost is per frame (tqdm with `mininterval=0` redraws "
+            "a 100-byte row per item): bar recognition (`_tqdm_reading`), `BarBoard.apply` and "
+            "`overall()` for every frame, even frames that never become an event. What would "
+            "close that: hand the board only the last overwrite of each row per `feed()` "
+            "(about 40 redraws of the same row per 4 KiB read of tqdm output, never seen by "
+            "anyone), in ExecTracker rather than in the chunking-invariant parser. Real "
+            "commands print a few kB/s, so the absolute speed is far beyond need either way.",
             "",
         ]
     unthrottled = targets.get("pull wall time within 5% of docker pull (unthrottled)")
