@@ -17,8 +17,10 @@ Guard against catastrophic backtracking (a regex that takes exponential time on 
 1. a quantified group or repeat whose body itself contains an unbounded repeat (``(a+)+``,
    ``(\\w*\\s?)*``, ``(?:x|y+){2,}``) is rejected at load, since that is the shape of nearly
    every exponential pattern;
-2. lines are cut at ``max_line`` characters before any pattern sees them (default 8 KiB;
-   a milestone line is short), which bounds the polynomial cases that remain (``.*a.*b``).
+2. lines are cut at ``max_line`` characters before any pattern sees them (default 2048; a
+   PostgreSQL checkpoint line is ~300), which bounds the polynomial cases that remain: a
+   cubic pattern like ``.*a.*b`` on a hostile 2048-character line still costs seconds, so
+   prefer patterns with a literal start (``checkpoint complete: .*distance=``).
 
 Milestone files are TOML (see :func:`load_milestones`), with keys ``name`` (the default
 profile name) and ``[[milestone]]`` tables of ``pattern``, ``progress`` (number or
@@ -53,7 +55,7 @@ __all__ = [
 DYNAMIC: Final = -1.0
 
 #: Lines are cut to this many characters before matching (second backtracking guard).
-MAX_MATCH_LINE: Final = 8 * 1024
+MAX_MATCH_LINE: Final = 2 * 1024
 
 # The stdlib's own regex parser, to inspect a pattern's structure (no public API for it).
 _sre_parse: Any = importlib.import_module("re._parser")

@@ -5,7 +5,7 @@
 # Checkpoints are made frequent (small max_wal_size) and logged (log_checkpoints=on) so that
 # the load reports its progress through the server's own "checkpoint complete" lines.
 set -eu
-SCALE="${PGBENCH_SCALE:-40}"
+SCALE="${PGBENCH_SCALE:-80}"
 BIN=/usr/lib/postgresql/15/bin
 DATA=/tmp/pgdata
 as_pg() { runuser -u postgres -- "$@"; }
@@ -22,7 +22,7 @@ until as_pg "$BIN/pg_isready" -h /tmp -q; do sleep 0.2; done
 as_pg "$BIN/pgbench" -h /tmp -U postgres -i -s "$SCALE" postgres
 echo 'Finished DB init!'
 if [ "${EXIT_WHEN_DONE:-0}" = 1 ]; then
-    kill -INT "$SERVER"
+    as_pg "$BIN/pg_ctl" -D "$DATA" -m fast -w stop
     wait "$SERVER" || true
     exit 0
 fi
