@@ -19,8 +19,9 @@ Uncalibrated (no profile, or one without runs):
   left of the band (the n-th match since the band opened is at ``1 - (1 - step)**n``).
 
 Calibrated (a profile with runs, see :mod:`dockprogress.core.calibration`): a mark puts the
-run at its learned time fraction (a dynamic match with a value at its share of the learned
-total, mapped onto the learned band of its fixed milestones); between marks
+run at its learned time fraction (a dynamic match beyond those the profile knows, with a
+value, at its share of the learned total mapped onto the learned band of its fixed
+milestones); between marks
 :meth:`LogProgress.tick` moves progress with elapsed time, never past the next expected mark,
 and every event carries an ETA. Times are the engine's line timestamps when given, else the
 injected clock; ``tick(now)`` uses the same (Unix seconds) scale.
@@ -293,8 +294,12 @@ class LogProgress:
     def _calibrated_fraction(
         self, course: CalibratedCourse, match: MilestoneMatch, key: str
     ) -> float | None:
-        if not match.milestone.dynamic:
-            return course.learned(key)
+        learned = course.learned(key)
+        if learned is not None or not match.milestone.dynamic:
+            # The n-th match's learned time is the best guess; values only fill in for
+            # matches the earlier runs did not have (the captured sum need not grow
+            # linearly with time: a checkpoint's distance is reported when it completes).
+            return learned
         expected = match.milestone.expected or course.profile.total(match.name)
         total = self._sums.get(match.name)
         if expected and total is not None:
