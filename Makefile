@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv check testbed test demo demo-pull demo-exec bench down status clean
+.PHONY: all venv check testbed test demo demo-pull demo-exec demo-logs bench down status clean
 
 all: test
 
@@ -65,6 +65,11 @@ demo-pull: venv testbed
 	-@docker image rm -f 127.0.0.1:5000/dp/layers:1 127.0.0.1:5001/dp/layers:1 \
 	    127.0.0.1:5000/dp/shared:b 127.0.0.1:5001/dp/shared:b >/dev/null 2>&1
 	$(BIN)/dockprogress pull 127.0.0.1:5001/dp/layers:1 127.0.0.1:5001/dp/shared:b
+
+# A PostgreSQL 15 load followed through its checkpoint lines with `dockprogress logs`
+# (issue 5); run it twice: the second run is calibrated by the first (smooth, with an ETA).
+demo-logs: venv testbed
+	$(BIN)/python -m dockprogress.examples.postgres_demo
 
 bench: venv testbed
 	$(BIN)/python -m bench
