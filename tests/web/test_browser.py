@@ -195,7 +195,10 @@ def _size(value: float) -> str:
     return size(value)
 
 
-TQDM_LOOP = "import time\nfrom tqdm import tqdm\nfor _ in tqdm(range(600), desc='epoch'):\n    time.sleep(0.3)\n"
+TQDM_LOOP = (
+    "import time\nfrom tqdm import tqdm\n"
+    "for _ in tqdm(range(600), desc='epoch'):\n    time.sleep(0.3)\n"
+)
 
 
 @pytest.mark.engine

@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 from dockprogress.errors import UsageError
 from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.sinks.web.hub import EventHub
-from dockprogress.sinks.web.runner import TaskRunner
+from dockprogress.sinks.web.runner import Run, TaskRunner
 from dockprogress.sinks.web.server import ServerThread, resolve_token, run_server
 from dockprogress.task import Task
 from tests.web.conftest import count_events, download_events, free_port
@@ -257,7 +257,7 @@ def _waiting_operation(task_id: str, stop: threading.Event) -> Iterator[TaskEven
 
 
 def test_cancel_through_the_api_ends_a_server_task(server: ServerThread) -> None:
-    run = server.runner.start("wait", lambda stop: _waiting_operation("run:wait", stop))
+    run = server.runner.start("wait", lambda run: _waiting_operation("run:wait", run.stop))
     assert run.first.wait(5)
     listed = httpx.get(server.url + "/api/tasks").json()
     assert listed[0]["cancellable"] is True
@@ -276,7 +276,7 @@ def test_an_operation_that_fails_ends_its_task_in_error() -> None:
     hub = EventHub()
     runner = TaskRunner(hub)
 
-    def failing(stop: threading.Event) -> Iterator[TaskEvent]:
+    def failing(run: Run) -> Iterator[TaskEvent]:
         task = Task("run:fails", Operation.RUN, Kind.COUNT, total=10)
         event = task.update(current=3)
         assert event is not None

@@ -16,6 +16,7 @@ each event into the hub, and keeps a cancel hook for it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
 import time
@@ -28,9 +29,10 @@ from dockprogress.sinks.web.hub import EventHub
 
 __all__ = ["EventFactory", "Run", "TaskRunner"]
 
-#: Builds one operation's events from the run's stop flag: an iterator of events, or an
-#: iterable with a thread-safe ``cancel(reason)`` that may return the ``cancelled`` events.
-EventFactory = Callable[[threading.Event], Iterable[TaskEvent]]
+#: Builds one operation's events for a :class:`Run` (its ``stop`` flag, its ``resources`` to
+#: close at the end): an iterator of events, or an iterable with a thread-safe
+#: ``cancel(reason)`` that may return the ``cancelled`` events.
+EventFactory = Callable[["Run"], Iterable[TaskEvent]]
 
 CANCEL_REASON = "cancelled from the dashboard"
 
@@ -50,6 +52,7 @@ class Run:
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
         self.cancelled = False
+        self.resources: list[Any] = []  # closed when the run's thread ends (docker clients)
 
     @property
     def ended(self) -> bool:
@@ -120,8 +123,8 @@ class TaskRunner:
         """Start pulling ``image``; return the task id once the first event is out."""
         from dockprogress.docker.pull import PullSession
 
-        def factory(stop: threading.Event) -> Iterable[TaskEvent]:
-            return PullSession(image, platform=platform, client=self._client())
+        def factory(run: Run) -> Iterable[TaskEvent]:
+            return PullSession(image, platform=platform, client=self._client(run))
 
         return await self.start_and_wait(f"pull {image}", factory)
 
@@ -132,8 +135,10 @@ class TaskRunner:
         """
         from dockprogress.docker.exec import iter_exec
 
-        def factory(stop: threading.Event) -> Iterable[TaskEvent]:
-            return iter_exec(container, list(cmd), client=self._client(), bar=bar, cancel=stop)
+        def factory(run: Run) -> Iterable[TaskEvent]:
+            return iter_exec(
+                container, list(cmd), client=self._client(run), bar=bar, cancel=run.stop
+            )
 
         return await self.start_and_wait(f"exec {container}", factory)
 
@@ -157,16 +162,25 @@ class TaskRunner:
         else:
             loaded = MilestoneSet(milestones or ())
 
-        def factory(stop: threading.Event) -> Iterable[TaskEvent]:
-            return iter_follow(container, milestones=loaded, client=self._client(), cancel=stop)
+        def factory(run: Run) -> Iterable[TaskEvent]:
+            return iter_follow(
+                container, milestones=loaded, client=self._client(run), cancel=run.stop
+            )
 
         return await self.start_and_wait(f"logs {container}", factory)
 
     # ------------------------------------------------------------- internals
 
-    def _client(self) -> Any:
-        """The injected client factory's client, else ``None`` (the adapter connects itself)."""
-        return None if self._docker_client is None else self._docker_client()
+    def _client(self, run: Run) -> Any:
+        """A docker client for ``run``, closed when its thread ends."""
+        if self._docker_client is not None:
+            client = self._docker_client()
+        else:
+            from dockprogress.docker.client import connect
+
+            client = connect()
+        run.resources.append(client)
+        return client
 
     def _cancel_run(self, run: Run, reason: str) -> None:
         """Stop ``run``: its adapter's hooks, then a ``cancelled`` event for each open task.
@@ -196,23 +210,27 @@ class TaskRunner:
     def _work(self, run: Run, factory: EventFactory) -> None:
         iterator: Iterator[TaskEvent] | None = None
         try:
-            source = factory(run.stop)
+            source = factory(run)
             hook = getattr(source, "cancel", None)
             if callable(hook):
                 run.cancel_hooks.append(hook)
             iterator = iter(source)
+            # Drained to its end even after a cancel (events then dropped), so the adapter's
+            # own cancel path runs in its thread: that is where an exec gets killed.
             for event in iterator:
-                if not self._publish(run, event):
-                    break
+                self._publish(run, event)
         except Exception as exc:
             run.error = exc
         finally:
             close = getattr(iterator, "close", None)
-            if close is not None and not run.cancelled:
+            if close is not None:
                 try:
                     close()
                 except Exception as exc:
                     run.error = run.error or exc
+            for resource in run.resources:
+                with contextlib.suppress(Exception):
+                    resource.close()
             if not run.cancelled:
                 message = str(run.error) if run.error else "the tracker stopped without an end"
                 self._end_open_tasks(run, State.ERROR, message)
