@@ -53,10 +53,15 @@ _MAX_ROWS_TRACKED: Final = 4096
 
 # Colours and other SGR attributes are the most frequent sequence by far (rich wraps every
 # column in them); removing them in one C-level pass keeps the Python loop to what matters.
-_SGR: Final = re.compile(r"\x1b\[[0-9;:]{0,64}m")
+# (Possessive: backing off a run of parameter bytes can never find the ``m``, so this matches
+# exactly what the plain form does, a quarter faster.)
+_SGR: Final = re.compile(r"\x1b\[[0-9;:]{0,64}+m")
+# What rich writes before redrawing N rows: erase the row, then N-1 times up one and erase.
+_ERASE_UP: Final = re.compile(r"\x1b\[2K(?:\x1b\[1A\x1b\[2K)*+")
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 _ODD_CONTROL: Final = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f]")
+_ODD_CONTROL_BUT_ESC: Final = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1a\x1c-\x1f\x7f]")
 _TOKEN: Final = re.compile(
     r"\r\n"
     r"|[\r\n\x08]"
@@ -74,6 +79,29 @@ _OPEN_TAIL: Final = re.compile(
     r"(?:\r|\x1b(?:\[[0-?]{0,64}[ -/]{0,8}|[\]PX^_][^\x07\x1b]{0,8192}\x1b?|[ -/]{1,8})?)\Z"
 )
 _OPEN_TAIL_REACH: Final = 8192 + 16
+
+
+def _open_tail(text: str) -> int:
+    """Where ``_OPEN_TAIL`` would first match in ``text``'s last ``_OPEN_TAIL_REACH``
+    characters (``len(text)`` if nowhere), without trying it at every position.
+
+    Such a tail contains no ESC but its first and, for an OSC/DCS string, its very last
+    character: it can only start at the last ESC, at the ESC before a final ESC, or at a
+    final ``\r``. Those few candidates are tried leftmost first, as a search would.
+    """
+    end = len(text)
+    floor = max(0, end - _OPEN_TAIL_REACH)
+    last = text.rfind("\x1b", floor)
+    if last >= 0:
+        if last == end - 1:
+            before = text.rfind("\x1b", floor, last)
+            if before >= 0 and _OPEN_TAIL.match(text, before) is not None:
+                return before
+        if _OPEN_TAIL.match(text, last) is not None:
+            return last
+    if text.endswith("\r"):
+        return end - 1
+    return end
 
 
 class FrameEnd(Enum):
@@ -95,6 +123,10 @@ class Frame(NamedTuple):
     text: str
     end: FrameEnd
     live: bool  # the row has been redrawn in place at least once (see module docstring)
+
+
+_OVERWRITE: Final = FrameEnd.OVERWRITE
+_NEWLINE: Final = FrameEnd.NEWLINE
 
 
 class TtyParser:
@@ -133,10 +165,10 @@ class TtyParser:
             self._pending = ""
         if not text:
             return []
-        held = _OPEN_TAIL.search(text, max(0, len(text) - _OPEN_TAIL_REACH))
-        if held is not None and held.start() < len(text):
-            self._pending = text[held.start() :]
-            text = text[: held.start()]
+        held = _open_tail(text)
+        if held < len(text):
+            self._pending = text[held:]
+            text = text[:held]
         out: list[Frame] = []
         self._process(text, out)
         return out
@@ -166,57 +198,99 @@ class TtyParser:
     def _process(self, text: str, out: list[Frame]) -> None:
         if "\x1b[" in text:
             text = _SGR.sub("", text)
-        # Text between escape sequences with only \r and \n in it (all of tqdm's output) goes
-        # through str.split; the rest through the token loop. Same frames either way.
+        # Text between escape sequences with only \r and \n in it (all of tqdm's and rich's
+        # output) goes through str.split; the rest through the token loop. Same frames
+        # either way. One search of the whole text tells whether any segment needs the loop.
+        odd = _ODD_CONTROL_BUT_ESC.search(text) is not None
         pos = 0
         end = len(text)
+        find = text.find
+        startswith = text.startswith
         while pos < end:
-            esc = text.find("\x1b", pos)
+            esc = find("\x1b", pos)
             stop = end if esc < 0 else esc
             if stop > pos:
                 segment = text[pos:stop]
-                if _ODD_CONTROL.search(segment) is None:
+                if not odd or _ODD_CONTROL.search(segment) is None:
                     self._plain(segment, out)
                 else:
                     self._tokens(segment, out)
             if esc < 0:
                 return
+            # rich redraws every row with ESC[2K (erase the row) and ESC[1A (up one): those
+            # two go straight to their effect; any other sequence through the token regex.
+            if startswith("\x1b[2K", esc):
+                run = _ERASE_UP.match(text, esc)
+                assert run is not None
+                row = self.row
+                live = self._live
+                if row not in live:
+                    self._mark_live(row)
+                if self._length:
+                    self._commit(_OVERWRITE, out)
+                pos = run.end()
+                for _ in range((pos - esc - 4) // 8):  # each ESC[1A ESC[2K: up, live row
+                    if row:
+                        row -= 1
+                    if row not in live:
+                        self._mark_live(row)
+                self.row = row
+                continue
+            if startswith("\x1b[1A", esc):
+                self._move(-1, out)
+                pos = esc + 4
+                continue
             match = _TOKEN.match(text, esc)
             if match is None:  # a lone or malformed ESC: dropped, what follows is text
                 pos = esc + 1
                 continue
-            self._tokens(match.group(), out)
+            self._escape(match, out)
             pos = match.end()
 
     def _plain(self, text: str, out: list[Frame]) -> None:
-        """``text`` has no control characters but ``\r`` and ``\n``."""
+        """``text`` has no control characters but ``\r`` and ``\n``.
+
+        While nothing is buffered, a finished row becomes its frame directly (the same frame
+        ``_append`` + ``_commit`` would give, without the buffer round trip).
+        """
         lines = text.split("\n")
         last = len(lines) - 1
         cap = self.max_line
+        live = self._live
         for index, written in enumerate(lines):
             line = written
             newline = index < last
-            if newline and line.endswith("\r"):
+            if newline and line[-1:] == "\r":
                 line = line[:-1]  # a PTY's \r\n: not an overwrite
             if "\r" in line:
                 parts = line.split("\r")
                 line = parts.pop()
                 for part in parts:  # each ended by a lone \r: an overwrite
-                    if not self._length and part and len(part) <= cap:
-                        row = self.row
-                        self._mark_live(row)
-                        out.append(Frame(row, part, FrameEnd.OVERWRITE, True))
+                    if not self._length:
+                        if part:
+                            row = self.row
+                            if row not in live:
+                                self._mark_live(row)
+                            out.append(Frame(row, part[:cap], _OVERWRITE, True))
                         continue
                     if part:
                         self._append(part)
-                    if self._length:
-                        self._mark_live(self.row)
-                        self._commit(FrameEnd.OVERWRITE, out)
-            if line:
-                self._append(line)
+                    self._mark_live(self.row)
+                    self._commit(_OVERWRITE, out)
             if newline:
-                self._commit(FrameEnd.NEWLINE, out)
-                self.row += 1
+                row = self.row
+                if not self._length:
+                    if line:
+                        if len(line) > cap:
+                            line = line[:cap]
+                        out.append(Frame(row, line, _NEWLINE, row in live))
+                else:
+                    if line:
+                        self._append(line)
+                    self._commit(_NEWLINE, out)
+                self.row = row + 1
+            elif line:
+                self._append(line)
 
     def _tokens(self, text: str, out: list[Frame]) -> None:
         """The general path: every control character and escape sequence in ``text``."""
@@ -251,16 +325,21 @@ class TtyParser:
             elif first == "\x08":
                 self._backspace()
             elif first == "\x1b":
-                final = match.group("final")
-                if final is not None:
-                    self._csi(match.group("params"), final, out)
-                else:
-                    short = match.group("short")
-                    if short is not None:
-                        self._short_escape(short, out)
-            # anything else (BEL, TAB, OSC strings, charsets) is dropped
+                self._escape(match, out)
+            # anything else (BEL, TAB) is dropped
         if pos < end:
             self._append(text[pos:])
+
+    def _escape(self, match: re.Match[str], out: list[Frame]) -> None:
+        """A whole escape sequence matched by ``_TOKEN``."""
+        final = match.group("final")
+        if final is not None:
+            self._csi(match.group("params"), final, out)
+        else:
+            short = match.group("short")
+            if short is not None:
+                self._short_escape(short, out)
+        # anything else (OSC strings, charsets) is dropped
 
     def _append(self, piece: str) -> None:
         room = self.max_line - self._length
