@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -253,3 +254,30 @@ def test_cancel_mid_pull_ends_the_task_cancelled(
     assert end.state is State.CANCELLED
     assert 0 < end.current < (end.total or 0)
     assert session.cancel() == []  # one terminal event per task, never two
+
+
+def test_cancel_from_another_thread_ends_the_iteration(
+    testbed: Bed, remove_image: Callable[[str], None]
+) -> None:
+    # What the dashboard's cancel button does: cancel() from a thread that does not iterate.
+    _forget(remove_image, testbed, testbed.shared_b)
+    session = PullSession(testbed.slow(testbed.shared_b))
+    events: list[TaskEvent] = []
+    cancelled: list[TaskEvent] = []
+    finished = threading.Event()
+
+    def iterate() -> None:
+        for event in session:
+            events.append(event)
+            if event.current > 0 and not cancelled:
+                canceller = threading.Thread(target=lambda: cancelled.extend(session.cancel()))
+                canceller.start()
+                canceller.join()
+        finished.set()
+
+    worker = threading.Thread(target=iterate, daemon=True)
+    worker.start()
+    assert finished.wait(60), "the iteration never ended after cancel() from another thread"
+    assert [e.state for e in cancelled] == [State.CANCELLED]
+    assert all(not e.terminal for e in events)  # the cancelled event came from cancel() only
+    assert_event_lines([e.to_json() for e in [*events, *cancelled]])

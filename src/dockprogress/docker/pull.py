@@ -48,7 +48,7 @@ __all__ = ["AGGREGATE_TASK", "PullSession", "apull", "iter_pull", "pull"]
 
 AGGREGATE_TASK = "pull:*"
 
-_EVENT, _FAILURE, _END = "event", "failure", "end"
+_EVENT, _FAILURE, _END, _STOPPED = "event", "failure", "end", "stopped"
 
 
 class _Job:
@@ -66,8 +66,10 @@ class _Job:
 class PullSession:
     """Pulls of one or several images; iterate it once for their events.
 
-    ``cancel()`` (from the thread that iterates, e.g. in a ``KeyboardInterrupt`` handler)
-    returns the ``cancelled`` events of the tasks that had not ended and stops the workers.
+    ``cancel()`` returns the ``cancelled`` events of the tasks that had not ended and stops
+    the workers. It may be called from the thread that iterates (e.g. in a
+    ``KeyboardInterrupt`` handler) or from another one (the dashboard's cancel button): the
+    iteration then ends within a fraction of a second, having yielded no further events.
     """
 
     def __init__(
@@ -136,6 +138,8 @@ class PullSession:
                         yield summary
                 elif kind == _FAILURE:
                     failures.append(payload)
+                elif kind == _STOPPED:
+                    break  # cancelled from another thread: the workers no longer report
                 else:
                     running -= 1
         except KeyboardInterrupt:
@@ -180,7 +184,10 @@ class PullSession:
             try:
                 return self._queue.get(timeout=0.25)
             except queue.Empty:
-                continue
+                # After cancel() the workers stop reporting (their ends included), so an
+                # empty queue then means there is nothing more to wait for.
+                if self._stop.is_set():
+                    return (_STOPPED, None, None)
 
     def _put(self, kind: str, job: _Job, payload: Any) -> None:
         while not self._stop.is_set():
