@@ -10,6 +10,7 @@ writes nothing unless ``--output`` is given.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import traceback
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import fanout, latency, parsers, pull_e2e, report
-from bench.harness import Family
+from bench.harness import Family, families_from_json, families_to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("parsers", "pull", "latency", "fanout")
@@ -39,6 +40,25 @@ def _runners(quick: bool) -> dict[str, Callable[[], Family]]:
     }
 
 
+def _measure(
+    chosen: list[str], runners: dict[str, Callable[[], Family]]
+) -> tuple[list[Family], float]:
+    started = time.perf_counter()
+    families: list[Family] = []
+    for name in chosen:
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        family_start = time.perf_counter()
+        try:
+            family = runners[name]()
+        except Exception as exc:  # one family's failure must not lose the others' figures
+            traceback.print_exc()
+            family = Family(name, skipped=f"{type(exc).__name__}: {exc}")
+            family.seconds = time.perf_counter() - family_start
+        families.append(family)
+        print(f"bench: {name} done in {family.seconds:.0f} s", file=sys.stderr, flush=True)
+    return families, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -53,6 +73,16 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="where to write the report (default: BENCHMARKS.md, not with --quick)",
     )
+    parser.add_argument(
+        "--save", type=Path, default=None, help="also save every figure and the machine as JSON"
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        default=None,
+        help="render the report again from a --save file instead of measuring",
+    )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(FAMILIES))
@@ -62,29 +92,37 @@ def main(argv: list[str] | None = None) -> int:
     if output is None and not args.quick:
         output = ROOT / "BENCHMARKS.md"
 
-    info = report.machine()
-    started = time.perf_counter()
-    runners = _runners(args.quick)
-    families: list[Family] = []
-    for name in chosen:
-        print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        family_start = time.perf_counter()
-        try:
-            family = runners[name]()
-        except Exception as exc:  # one family's failure must not lose the others' figures
-            traceback.print_exc()
-            family = Family(name, skipped=f"{type(exc).__name__}: {exc}")
-            family.seconds = time.perf_counter() - family_start
-        families.append(family)
-        print(f"bench: {name} done in {family.seconds:.0f} s", file=sys.stderr, flush=True)
-    seconds = time.perf_counter() - started
-    print(report.text_table(families))
-    if output is not None:
+    if args.source is not None:
+        saved = json.loads(args.source.read_text(encoding="utf-8"))
+        info, families, seconds = (
+            saved["machine"],
+            families_from_json(saved["families"]),
+            saved["seconds"],
+        )
+        command = saved["command"]
+    else:
+        info = report.machine()
+        families, seconds = _measure(chosen, _runners(args.quick))
         command = "python -m bench" + (
             f" --only {args.only}" if args.only != ",".join(FAMILIES) else ""
         )
         if args.quick:
             command += " --quick"
+    if args.save is not None:
+        args.save.write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "seconds": seconds,
+                    "command": command,
+                    "families": families_to_json(families),
+                },
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+    print(report.text_table(families))
+    if output is not None:
         text = report.markdown(
             families, info, command=command, seconds=seconds, analysis=report.analysis
         )

@@ -13,7 +13,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = [
@@ -21,6 +21,8 @@ __all__ = [
     "Family",
     "Figure",
     "Target",
+    "families_from_json",
+    "families_to_json",
     "percentile",
     "rate_runs",
     "time_runs",
@@ -112,6 +114,38 @@ class Family:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     skipped: str | None = None  # why the family could not run (shown, and a MISS)
+
+
+def families_to_json(families: list[Family]) -> list[dict[str, Any]]:
+    """Every figure of a run, for ``--save`` (a report can be rendered again from it)."""
+    return [asdict(family) for family in families]
+
+
+def families_from_json(data: list[dict[str, Any]]) -> list[Family]:
+    def figure(raw: dict[str, Any]) -> Figure:
+        return Figure(**raw)
+
+    out = []
+    for raw in data:
+        family = Family(
+            raw["name"],
+            notes=list(raw["notes"]),
+            seconds=float(raw["seconds"]),
+            skipped=raw["skipped"],
+            targets=[Target(**t) for t in raw["targets"]],
+        )
+        for c in raw["comparisons"]:
+            family.comparisons.append(
+                Comparison(
+                    c["title"],
+                    figure(c["subject"]),
+                    [figure(b) for b in c["baselines"]],
+                    c["input"],
+                    c["ratios"],
+                )
+            )
+        out.append(family)
+    return out
 
 
 def time_runs(work: Callable[[], object], runs: int, *, warmup: int = 1) -> list[float]:
