@@ -1,4 +1,4 @@
-"""The Python examples of the README (and of ``docs/api.md``, where they are written) run.
+"""The Python examples of the README run.
 
 Every fenced block opened with `` ```python `` is executed in a fresh namespace; a block
 preceded by the line ``<!-- test: engine -->`` needs the real test bed and is marked
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DOCUMENTS = ("README.md", "docs/api.md")
+DOCUMENTS = ("README.md",)
 _BLOCK = re.compile(
     r"(?P<marker><!-- test: (?P<kind>\w+) -->\n)?```python\n(?P<code>.*?)^```", re.S | re.M
 )
@@ -31,7 +31,7 @@ def _examples() -> list[object]:
         text = path.read_text(encoding="utf-8")
         for match in _BLOCK.finditer(text):
             code = match["code"]
-            if code in seen:  # docs/api.md is merged into the README: run each once
+            if code in seen:  # an example shown twice runs once
                 continue
             seen.add(code)
             line = text.count("\n", 0, match.start("code")) + 1

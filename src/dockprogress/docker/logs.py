@@ -111,11 +111,17 @@ def iter_follow(
 
 def follow(
     container: str,
-    callback: Callable[[TaskEvent], object] | None = None,
+    *,
+    on_event: Callable[[TaskEvent], object] | None = None,
     **options: Any,
 ) -> TaskEvent | None:
-    """Callback form of :func:`iter_follow`; returns the last (terminal) event."""
-    return drive(iter_follow(container, **options), callback)
+    """Callback form of :func:`iter_follow`: ``on_event`` gets every event; returns the last.
+
+    The seed's ``progress_handler(progress, description, log_message)`` is an option of
+    :func:`iter_follow` and may be given here too. Raises ``LogFollowError`` when the
+    container fails before its final milestone.
+    """
+    return drive(iter_follow(container, **options), on_event)
 
 
 def afollow(container: str, **options: Any) -> AsyncIterator[TaskEvent]:
