@@ -4,10 +4,19 @@ figure's value on a shared machine says nothing about correctness."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
-from bench.harness import Comparison, Family, Figure, Target, percentile
+from bench.harness import (
+    Comparison,
+    Family,
+    Figure,
+    Target,
+    families_from_json,
+    families_to_json,
+    percentile,
+)
 
 from bench import fanout, latency, parsers, pull_e2e, report
 
@@ -182,3 +191,20 @@ def test_fanout_once_reports_cpu_delay_and_memory(testbed: object) -> None:
     assert result.cpu_percent >= 0
     assert len(result.rss_mb) >= 3
     assert all(mb > 0 for _, mb in result.rss_mb)
+
+
+def test_saved_figures_render_the_same_report() -> None:
+    family = Family("Demo", notes=["Profile, pull tracker (own time):\n 10.0%  3  pull.py:1 feed"])
+    family.comparisons.append(
+        Comparison("demo", Figure("a", "s", [1.0, 2.0], False), [Figure("b", "s", [3.0])])
+    )
+    family.targets.append(Target("a <= 2 s", 1.5, 2.0, "s", False, note="n"))
+    info = dict.fromkeys(("date", "commit", "cpu", "memory", "kernel", "python", "engine"), "x")
+    info["load"] = "0 0 0"
+    saved = json.loads(json.dumps(families_to_json([family])))
+    again = families_from_json(saved)
+
+    def render(families: list[Family]) -> str:
+        return report.markdown(families, info, command="c", seconds=1.0, analysis=report.analysis)
+
+    assert render(again) == render([family])
