@@ -128,8 +128,9 @@ def run(*, runs: int = 3, registries: tuple[tuple[str, str], ...] = REGISTRIES) 
     started = time.perf_counter()
     family = Family("End-to-end pull")
     all_tags = [f"{registry}/{REPO}" for _, registry in REGISTRIES]
-    bare = _startup("pass", runs)
-    imports = _startup("import dockprogress.cli.main, dockprogress.docker.pull", runs)
+    # Start-up figures are sampled between the pulls, so they see the same machine.
+    bare: list[float] = []
+    imports: list[float] = []
     for label, registry in registries:
         image = f"{registry}/{REPO}"
         results: dict[str, list[PullRun]] = {"dockprogress": [], "docker": []}
@@ -142,6 +143,8 @@ def run(*, runs: int = 3, registries: tuple[tuple[str, str], ...] = REGISTRIES) 
                 outcome = pull_once(tool, image)
                 results[tool].append(outcome)
                 family.notes.extend(outcome.notes)
+            bare.extend(_startup("pass", 1))
+            imports.extend(_startup("import dockprogress.cli.main, dockprogress.docker.pull", 1))
         ours, theirs = results["dockprogress"], results["docker"]
         wall = Comparison(
             f"Pull {label}: wall seconds, spawn to exit",
