@@ -210,12 +210,24 @@ class OwnDockerd:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"dockerd exited: {self.log.read_text()[-2000:]}")
+            # docker-py leaks the socket of a failed unix connect: probe it ourselves first.
             try:
-                with self.client(timeout=5) as client:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    probe.connect(str(self.socket))
+            except OSError:
+                time.sleep(0.2)
+                continue
+            # A pinned API version: the client then asks nothing when built, so a failed
+            # ping is the only failure and the client is always closed.
+            with contextlib.closing(
+                docker.DockerClient(base_url=self.host, timeout=5, version="1.41")
+            ) as client:
+                try:
                     client.ping()
                     return
-            except docker.errors.DockerException:
-                time.sleep(0.2)
+                except docker.errors.DockerException:
+                    pass
+            time.sleep(0.2)
         raise RuntimeError(f"dockerd did not answer on {self.host} within {timeout} s")
 
     def stop(self) -> None:
@@ -232,12 +244,12 @@ class OwnDockerd:
     def load_from(self, main: docker.DockerClient, ref: str) -> None:
         """Copy image ``ref`` from the main engine (``docker save | docker load``)."""
         data = b"".join(main.images.get(ref).save(named=True))
-        with self.client() as client:
+        with contextlib.closing(self.client()) as client:
             client.images.load(data)
 
     def close(self) -> None:
         if self.process is not None:
-            with contextlib.suppress(Exception), self.client() as client:
+            with contextlib.suppress(Exception), contextlib.closing(self.client()) as client:
                 for container in client.containers.list(all=True):
                     container.remove(force=True)
         self.stop()
