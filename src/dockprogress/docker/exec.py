@@ -38,7 +38,7 @@ from typing import Any, BinaryIO, Final, Literal
 
 from dockprogress._bridge import aiter_in_thread, drive
 from dockprogress.core.execprogress import ExecTracker
-from dockprogress.errors import EngineError, UsageError
+from dockprogress.errors import DockProgressError, EngineError, UsageError
 from dockprogress.events import Operation, TaskEvent
 from dockprogress.local._pump import IDLE_FLUSH, pump
 from dockprogress.local.ptyrun import DEFAULT_SIZE, _callbacks
@@ -169,6 +169,17 @@ def _follow(
         if event is not None:
             yield event
         raise
+    except DockProgressError:
+        raise
+    except Exception as exc:
+        # The engine went away under the exec (dockerd stopped): requests' or docker-py's
+        # errors become an ``error`` event and an EngineError, like a failed start.
+        ended = True
+        error = _engine_error(exc, container)
+        event = tracker.task.fail(f"lost the engine during the exec: {error}")
+        if event is not None:
+            yield event
+        raise error from exc
     finally:
         if not ended:  # closed early (GeneratorExit) or an error while reading
             _kill(api, container, exec_id, marker, kill_via)
