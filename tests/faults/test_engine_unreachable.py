@@ -1,0 +1,53 @@
+"""Engine not reachable at all: every command says which socket it tried and what to do.
+
+No engine is needed: ``DOCKER_HOST`` points at a socket that does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.contract import assert_event_output
+from tests.faults.harness import observe
+
+pytestmark = pytest.mark.timeout(120)
+
+SOCKET = "/nonexistent-dockprogress.sock"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pull", "127.0.0.1:5000/dp/base:1"],
+        ["logs", "some-container", "--milestones", "{milestones}"],
+        ["exec", "some-container", "--", "true"],
+    ],
+    ids=["pull", "logs", "exec"],
+)
+def test_engine_not_reachable_names_the_socket_and_what_to_do(
+    argv: list[str], tmp_path: Path
+) -> None:
+    milestones = tmp_path / "m.toml"
+    milestones.write_text('[[milestone]]\npattern = "ready"\nprogress = 100\n')
+    args = [a.replace("{milestones}", str(milestones)) for a in argv]
+    env = {**os.environ, "DOCKER_HOST": f"unix://{SOCKET}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "dockprogress", *args, "--progress", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"unix://{SOCKET}" in result.stderr
+    assert "does not exist: is dockerd running? (or set DOCKER_HOST)" in result.stderr
+    events = assert_event_output(result.stdout)  # only valid event lines on stdout
+    for event in events:
+        assert event["state"] == "error"
+    observe(f"engine unreachable ({argv[0]})", stderr=result.stderr.strip(), events=len(events))
