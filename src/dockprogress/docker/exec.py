@@ -38,6 +38,7 @@ from typing import Any, BinaryIO, Final, Literal
 
 from dockprogress._bridge import aiter_in_thread, drive
 from dockprogress.core.execprogress import ExecTracker
+from dockprogress.docker.client import translate_errors
 from dockprogress.errors import DockProgressError, EngineError, UsageError
 from dockprogress.events import Operation, TaskEvent
 from dockprogress.local._pump import IDLE_FLUSH, pump
@@ -220,10 +221,9 @@ def _api_client(client: Any) -> tuple[Any, bool]:
     if client is None:
         import docker
 
-        try:
+        # The one translation of connection errors: names the socket tried and what to do.
+        with translate_errors("connect to the Docker engine"):
             return docker.APIClient(**docker.utils.kwargs_from_env()), True
-        except docker.errors.DockerException as exc:
-            raise EngineError(f"cannot reach the Docker engine: {exc}") from exc
     return getattr(client, "api", client), False
 
 
