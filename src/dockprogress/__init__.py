@@ -5,17 +5,9 @@ Image pulls as one exact byte count, container logs as calibrated milestone prog
 :class:`TaskEvent` for the terminal, JSON lines, a ``MessageHandler`` or the web dashboard.
 """
 
-from dockprogress.core.milestones import (
-    DYNAMIC,
-    Milestone,
-    MilestoneSet,
-    ProgressMilestone,
-    load_milestones,
-)
-from dockprogress.docker.compose import afollow_project, iter_follow_project
-from dockprogress.docker.exec import aexec, exec_with_progress, iter_exec
-from dockprogress.docker.logs import afollow, follow, iter_follow
-from dockprogress.docker.pull import apull, iter_pull, pull
+import importlib
+import typing
+
 from dockprogress.errors import (
     Cancelled,
     DockProgressError,
@@ -29,14 +21,58 @@ from dockprogress.errors import (
     UsageError,
 )
 from dockprogress.events import Kind, Operation, State, TaskEvent
-from dockprogress.handler import IncrementAdapter, MessageHandler
-from dockprogress.local import arun, iter_run, run_with_progress
 from dockprogress.sinks.base import EventCallback, Fanout, Sink
-from dockprogress.sinks.display import open_display
-from dockprogress.sinks.jsonl import JsonLinesSink
-from dockprogress.sinks.plain import PlainSink
-from dockprogress.sinks.terminal import TerminalSink
 from dockprogress.task import RateWindow, Task
+
+if typing.TYPE_CHECKING:
+    from dockprogress.core.milestones import (
+        DYNAMIC,
+        Milestone,
+        MilestoneSet,
+        ProgressMilestone,
+        load_milestones,
+    )
+    from dockprogress.docker.compose import afollow_project, iter_follow_project
+    from dockprogress.docker.exec import aexec, exec_with_progress, iter_exec
+    from dockprogress.docker.logs import afollow, follow, iter_follow
+    from dockprogress.docker.pull import apull, iter_pull, pull
+    from dockprogress.handler import IncrementAdapter, MessageHandler
+    from dockprogress.local import arun, iter_run, run_with_progress
+    from dockprogress.sinks.display import open_display
+    from dockprogress.sinks.jsonl import JsonLinesSink
+    from dockprogress.sinks.plain import PlainSink
+    from dockprogress.sinks.terminal import TerminalSink
+
+# The trackers, displays and milestone types load on first use (PEP 562), so that
+# `import dockprogress` and the CLI do not pay for the Docker SDK, rich or the web stack
+# until a command needs them.
+_LAZY: dict[str, str] = {
+    "DYNAMIC": "dockprogress.core.milestones",
+    "Milestone": "dockprogress.core.milestones",
+    "MilestoneSet": "dockprogress.core.milestones",
+    "ProgressMilestone": "dockprogress.core.milestones",
+    "load_milestones": "dockprogress.core.milestones",
+    "afollow_project": "dockprogress.docker.compose",
+    "iter_follow_project": "dockprogress.docker.compose",
+    "aexec": "dockprogress.docker.exec",
+    "exec_with_progress": "dockprogress.docker.exec",
+    "iter_exec": "dockprogress.docker.exec",
+    "afollow": "dockprogress.docker.logs",
+    "follow": "dockprogress.docker.logs",
+    "iter_follow": "dockprogress.docker.logs",
+    "apull": "dockprogress.docker.pull",
+    "iter_pull": "dockprogress.docker.pull",
+    "pull": "dockprogress.docker.pull",
+    "IncrementAdapter": "dockprogress.handler",
+    "MessageHandler": "dockprogress.handler",
+    "arun": "dockprogress.local",
+    "iter_run": "dockprogress.local",
+    "run_with_progress": "dockprogress.local",
+    "open_display": "dockprogress.sinks.display",
+    "JsonLinesSink": "dockprogress.sinks.jsonl",
+    "PlainSink": "dockprogress.sinks.plain",
+    "TerminalSink": "dockprogress.sinks.terminal",
+}
 
 __all__ = [
     "DYNAMIC",
@@ -84,3 +120,16 @@ __all__ = [
     "pull",
     "run_with_progress",
 ]
+
+
+def __getattr__(name: str) -> typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'dockprogress' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any
 
-from dockprogress.sinks.web.server import DEFAULT_HOST, DEFAULT_PORT, resolve_token, run_server
+from dockprogress.sinks.web import DEFAULT_HOST, DEFAULT_PORT
 
 __all__ = ["register", "run"]
 
@@ -36,6 +36,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dockprogress.sinks.web.server import resolve_token, run_server
+
     given = args.token if args.token is not None else os.environ.get("DOCKPROGRESS_TOKEN")
     token, generated = resolve_token(args.host, given)
     host = f"[{args.host}]" if ":" in args.host else args.host

@@ -62,6 +62,7 @@ from starlette.websockets import WebSocket
 
 from dockprogress.errors import UsageError
 from dockprogress.events import TaskEvent
+from dockprogress.sinks.web import DEFAULT_HOST, DEFAULT_PORT
 from dockprogress.sinks.web.hub import EventHub
 from dockprogress.sinks.web.runner import TaskRunner
 
@@ -75,8 +76,6 @@ __all__ = [
     "run_server",
 ]
 
-DEFAULT_HOST: Final = "127.0.0.1"
-DEFAULT_PORT: Final = 8765
 STATIC_DIR: Final = Path(__file__).with_name("static")
 #: Largest request body accepted (publish batches included).
 MAX_BODY: Final = 1 << 20
