@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Final, NamedTuple
 
 from dockprogress.core.tty import Frame
 
@@ -76,9 +76,14 @@ class BarStyle(Enum):
     GENERIC = "generic"
 
 
-@dataclass(frozen=True, slots=True)
-class BarReading:
-    """What one frame of one bar says. ``n``/``total`` are in ``unit`` (bytes when ``is_bytes``)."""
+_TQDM_STYLE: Final = BarStyle.TQDM
+
+
+class BarReading(NamedTuple):
+    """What one frame of one bar says. ``n``/``total`` are in ``unit`` (bytes when ``is_bytes``).
+
+    (A named tuple, like :class:`~dockprogress.core.tty.Frame`: one is made per frame.)
+    """
 
     style: BarStyle
     description: str
@@ -94,7 +99,7 @@ class BarReading:
 
 def recognise(text: str, *, live: bool = True) -> BarReading | None:
     """The bar ``text`` shows, or ``None`` when it is not a bar (see the module rules)."""
-    if "[" in text:
+    if "[" in text and ("%" in text or "/" in text):  # tqdm: n% | n/total, or a rate x/s
         match = _TQDM.match(text)
         if match is not None:
             return _tqdm_reading(match, known_total=True)
@@ -173,12 +178,24 @@ def _rate(text: str) -> tuple[float | None, str]:
 
 
 def _seconds(clock: str) -> float | None:
+    # A bar redrawn many times a second repeats its elapsed/remaining text: remember them.
+    seconds = _SECONDS_SEEN.get(clock)
+    if seconds is not None or clock in _SECONDS_SEEN:
+        return seconds
     if clock.startswith("-"):
-        return None
-    seconds = 0.0
-    for part in clock.split(":"):
-        seconds = seconds * 60.0 + float(part)
+        seconds = None
+    else:
+        seconds = 0.0
+        for part in clock.split(":"):
+            seconds = seconds * 60.0 + float(part)
+    if len(_SECONDS_SEEN) >= _SECONDS_SEEN_MAX:
+        _SECONDS_SEEN.clear()
+    _SECONDS_SEEN[clock] = seconds
     return seconds
+
+
+_SECONDS_SEEN: dict[str, float | None] = {}
+_SECONDS_SEEN_MAX: Final = 4096
 
 
 # --------------------------------------------------------------------- per-bar state
@@ -220,13 +237,15 @@ class Bar:
 class BarBoard:
     """Every bar on screen, one :class:`Bar` each; the overall percent across them."""
 
-    __slots__ = ("_bars", "_on_row", "_seq", "follow", "max_bars")
+    __slots__ = ("_bars", "_on_row", "_screen", "_seq", "follow", "max_bars")
 
     def __init__(self, follow: re.Pattern[str] | None = None, *, max_bars: int = 64) -> None:
         self.follow = follow
         self.max_bars = max_bars
         self._bars: dict[str, Bar] = {}
         self._on_row: dict[int, str] = {}
+        # The bars on screen, top row first: rebuilt only when _on_row or _bars change.
+        self._screen: list[Bar] | None = None
         self._seq = 0
 
     def apply(self, frame: Frame) -> bool:
@@ -235,27 +254,29 @@ class BarBoard:
         A blank frame (a row overwritten with spaces) takes the bar on that row off screen;
         its state is kept, so it is recognised as the same bar if it comes back.
         """
-        if not frame.text.strip():
-            return self._on_row.pop(frame.row, None) is not None
-        reading = recognise(frame.text, live=frame.live)
+        text = frame.text
+        row = frame.row
+        on_row = self._on_row
+        if not text or text.isspace():  # (what ``not text.strip()`` says, without a copy)
+            if on_row.pop(row, None) is None:
+                return False
+            self._screen = None
+            return True
+        reading = recognise(text, live=frame.live)
         if reading is None:
             return False
-        key = f"d:{reading.description}" if reading.description else f"r:{frame.row}"
+        key = f"d:{reading.description}" if reading.description else f"r:{row}"
         bars = self._bars
         bar = bars.get(key)
-        if (
-            bar is not None
-            and bar.reading == reading
-            and bar.row == frame.row
-            and self._on_row.get(frame.row) == key
-        ):
+        if bar is not None and bar.row == row and on_row.get(row) == key and bar.reading == reading:
             return False
         self._seq += 1
         if bar is None:
             if len(bars) >= self.max_bars:
                 self._forget(min(bars.values(), key=lambda b: b.seq).key)
-            bar = Bar(key, frame.row, reading, self._seq)
+            bar = Bar(key, row, reading, self._seq)
             bars[key] = bar
+            self._screen = None
         else:
             previous = bar.reading
             if (
@@ -264,34 +285,45 @@ class BarBoard:
                 and reading.percent < previous.percent
             ) or (previous.n is not None and reading.n is not None and reading.n < previous.n):
                 bar.restarts += 1
-            if bar.row != frame.row and self._on_row.get(bar.row) == key:
-                del self._on_row[bar.row]
-            bar.row = frame.row
+            if bar.row != row and on_row.get(bar.row) == key:
+                del on_row[bar.row]
+                self._screen = None
+            bar.row = row
             bar.reading = reading
             bar.seq = self._seq
-        self._on_row[frame.row] = key
-        self._note_inner()
+        if on_row.get(row) != key:
+            on_row[row] = key
+            self._screen = None
+        on_screen = self._on_screen()
+        if len(on_screen) > 1:
+            self._note_inner(on_screen)
         return True
 
-    def _note_inner(self) -> None:
-        on_screen = self.bars
+    def _note_inner(self, on_screen: list[Bar]) -> None:
         for index, bar in enumerate(on_screen[:-1]):
             if bar.counts:
                 bar.inner = _nested(on_screen, index + 1)
                 bar.inner_for = bar.reading.n
 
+    def _on_screen(self) -> list[Bar]:
+        screen = self._screen
+        if screen is None:
+            bars = self._bars
+            screen = [bars[key] for _, key in sorted(self._on_row.items()) if key in bars]
+            self._screen = screen
+        return screen
+
     @property
     def bars(self) -> list[Bar]:
         """The bars currently on screen (the latest one drawn on each row), top row first."""
-        bars = self._bars
-        return [bars[key] for _, key in sorted(self._on_row.items()) if key in bars]
+        return list(self._on_screen())
 
     def followed(self) -> Bar | None:
         """The bar the task follows: the ``follow`` match, else the top unfinished bar."""
         if self.follow is not None:
             matching = [b for b in self._bars.values() if self.follow.search(b.description)]
             return max(matching, key=lambda b: b.seq) if matching else None
-        on_screen = self.bars
+        on_screen = self._on_screen()
         for bar in on_screen:
             if not bar.complete and bar.percent is not None:
                 return bar
@@ -302,7 +334,7 @@ class BarBoard:
 
     def overall(self) -> tuple[float | None, float | None]:
         """``(percent, eta_seconds)`` across the bars, per the module rules."""
-        on_screen = self.bars
+        on_screen = self._on_screen()
         if self.follow is not None:
             bar = self.followed()
             if bar is None:
@@ -312,17 +344,29 @@ class BarBoard:
                 if _has_inner(bar, on_screen, index):
                     return _nested(on_screen, index), bar.reading.remaining
             return bar.percent, bar.reading.remaining
+        # _has_inner, Bar.counts/complete and _add_eta written out: this runs per frame.
         values: list[float] = []
         etas: list[float] = []
+        last = len(on_screen) - 1
         for index, bar in enumerate(on_screen):
-            if _has_inner(bar, on_screen, index):
+            reading = bar.reading
+            percent = reading.percent
+            unfinished = percent is None or percent < 100.0
+            if (
+                unfinished
+                and reading.style is _TQDM_STYLE
+                and reading.total
+                and not reading.is_bytes
+                and (index < last or bar.inner_for == reading.n)
+            ):
                 values.append(_nested(on_screen, index))
-                _add_eta(etas, bar)
+                if reading.remaining is not None:
+                    etas.append(reading.remaining)
                 break
-            if bar.percent is not None:
-                values.append(bar.percent)
-                if not bar.complete:
-                    _add_eta(etas, bar)
+            if percent is not None:
+                values.append(percent)
+                if unfinished and reading.remaining is not None:
+                    etas.append(reading.remaining)
         if not values:
             return None, None
         return sum(values) / len(values), (max(etas) if etas else None)
@@ -331,6 +375,7 @@ class BarBoard:
         bar = self._bars.pop(key)
         if self._on_row.get(bar.row) == key:
             del self._on_row[bar.row]
+        self._screen = None
 
 
 def _has_inner(bar: Bar, bars: list[Bar], index: int) -> bool:

@@ -37,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from dockprogress.core.bars import Bar, BarBoard
+from dockprogress.core.bars import Bar, BarBoard, BarReading
 from dockprogress.core.tty import DEFAULT_MAX_LINE, Frame, FrameEnd, TtyParser
 from dockprogress.errors import ExecError, UsageError
 from dockprogress.events import Kind, Operation, TaskEvent
@@ -46,6 +46,7 @@ from dockprogress.task import Clock, Task
 __all__ = ["ExecTracker", "compile_bar_pattern", "percent_callback"]
 
 _NOT_FOUND_STATUSES: Final = {126: "could not be started", 127: "was not found"}
+_MAX_SHOWN: Final = 128
 
 
 def compile_bar_pattern(pattern: str | re.Pattern[str] | None) -> re.Pattern[str] | None:
@@ -68,6 +69,7 @@ class ExecTracker:
         "_kind_decided",
         "_last_key",
         "_parser",
+        "_shown",
         "_tail",
         "command",
         "kind_wait",
@@ -105,6 +107,8 @@ class ExecTracker:
         self._board = BarBoard(compile_bar_pattern(bar))
         self._tail: deque[tuple[int, str]] = deque(maxlen=tail_lines)
         self._last_key: tuple[Any, ...] | None = None
+        # Each bar's entry of detail["bars"], kept while its reading and row stay the same.
+        self._shown: dict[str, tuple[BarReading, int, dict[str, Any]]] = {}
 
     # ----------------------------------------------------------------- input
 
@@ -237,21 +241,30 @@ class ExecTracker:
         return percent, 100.0
 
     def _detail(self, **extra: Any) -> dict[str, Any]:
-        bars = [
-            {
-                "row": bar.row,
-                "description": bar.description,
-                "style": bar.reading.style.value,
-                "percent": bar.percent,
-                "n": bar.reading.n,
-                "total": bar.reading.total,
-                "unit": bar.reading.unit,
-            }
-            for bar in self._board.bars[:16]
-        ]
-        detail: dict[str, Any] = {"bars": bars}
+        detail: dict[str, Any] = {"bars": [self._shown_bar(bar) for bar in self._board.bars[:16]]}
         detail.update({k: v for k, v in extra.items() if v is not None})
         return detail
+
+    def _shown_bar(self, bar: Bar) -> dict[str, Any]:
+        """``bar``'s entry of ``detail["bars"]``: the same (never mutated) dict while the bar
+        is unchanged, as most events change one bar of several."""
+        reading = bar.reading
+        shown = self._shown.get(bar.key)
+        if shown is not None and shown[0] is reading and shown[1] == bar.row:
+            return shown[2]
+        entry = {
+            "row": bar.row,
+            "description": reading.description,
+            "style": reading.style.value,
+            "percent": reading.percent,
+            "n": reading.n,
+            "total": reading.total,
+            "unit": reading.unit,
+        }
+        if len(self._shown) >= _MAX_SHOWN:
+            self._shown.clear()
+        self._shown[bar.key] = (reading, bar.row, entry)
+        return entry
 
 
 def percent_callback(
