@@ -1,0 +1,173 @@
+"""Hostile milestone patterns and hostile text from containers.
+
+Patterns: the shapes that backtrack exponentially are refused when the milestone set is
+built (``MilestoneConfigError``, CLI exit status 2); what is accepted is matched on lines cut
+at ``MAX_MATCH_LINE`` and is timed here on worst-case lines of that length.
+
+Text: a command's output full of terminal escape sequences, control characters, bidi
+overrides and HTML goes through ``dockprogress run`` (a real pty, the same tracker as
+``exec``) to each display; nothing of it may reach the user's terminal unless
+``--passthrough`` was asked for, and on the JSON paths it stays data.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dockprogress.core.milestones import MAX_MATCH_LINE, MilestoneSet, load_milestones
+from dockprogress.errors import MilestoneConfigError
+from tests.contract import assert_event_output
+from tests.faults.harness import observe
+
+pytestmark = pytest.mark.timeout(120)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "src/dockprogress/examples/postgres-load.toml"
+
+EXPONENTIAL = [
+    r"(a+)+$",
+    r"^(\d+)*$",
+    r"(x+x+)+y",
+    r"(\w*\s?)*$",
+    r"(a|aa)+$",
+    r"(a|a)*$",
+    r"(?:a|b|ab)*c$",
+    r"(.|\s)*x",
+    r"(a?){25}a{25}",
+    r"(a|)+b",
+    r"(\d{1,3},?)+ rows",
+]
+
+
+@pytest.mark.parametrize("pattern", EXPONENTIAL)
+def test_catastrophic_patterns_are_refused_at_load(pattern: str) -> None:
+    with pytest.raises(MilestoneConfigError, match="backtrack catastrophically") as info:
+        MilestoneSet([(pattern, 50, "hostile")])
+    assert repr(pattern) in str(info.value)  # names the milestone
+
+
+def test_a_catastrophic_pattern_in_a_file_is_exit_status_2(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.toml"
+    path.write_text("[[milestone]]\npattern = '(a|aa)+$'\nprogress = 100\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "dockprogress", "logs", "any", "--milestones", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "(a|aa)+$" in result.stderr
+    assert "backtrack catastrophically" in result.stderr
+
+
+ACCEPTED = [
+    *(m.pattern for m in load_milestones(EXAMPLE).milestones),
+    r"(?:foo|bar)+ done",
+    r"(?:a|b)*c$",
+    r"step (?P<value>\d+) of \d+",
+]
+WORST_LINES = [
+    "a" * MAX_MATCH_LINE,
+    "ab" * (MAX_MATCH_LINE // 2),
+    "1" * MAX_MATCH_LINE,
+    " " * MAX_MATCH_LINE,
+    "checkpoint complete: wrote 1 buffers " + "distance=1 " * (MAX_MATCH_LINE // 11),
+    "x" * (4 * MAX_MATCH_LINE),  # cut to MAX_MATCH_LINE before matching
+]
+
+
+def test_accepted_patterns_match_worst_case_lines_in_bounded_time() -> None:
+    worst = 0.0
+    for pattern in ACCEPTED:
+        milestones = MilestoneSet([{"pattern": pattern, "progress": "dynamic"}])
+        for line in WORST_LINES:
+            started = time.perf_counter()
+            milestones.match(line)
+            worst = max(worst, time.perf_counter() - started)
+    assert worst < 1.0
+    observe("accepted patterns, worst 8 KiB line", seconds=round(worst, 4))
+
+
+# A command that writes every kind of hostile text a container could, on a real pty.
+HOSTILE = (
+    r"printf '\033]0;\160wned-title\007\033[2J\033[H<img src=x onerror=alert(1)>"
+    r"\033[31m red \033[0m\r\n';"
+    r"printf 'bell\007 csi8bit\302\233 31m bidi\342\200\256gnp.exe nul\001\002 del\177\r\n';"
+    r"printf '\033]8;;http://evil/\033\\link\033]8;;\033\\ 50%%\r';"
+    r"printf 'OSC52 \033]52;c;\143HduZWQ=\007 done\r\n';"
+    "exit 3"
+)
+HOSTILE_PIECES = ["\x1b", "\x07", "\x9b", "\u202e", "\x01", "\x7f", "pwned-title", "cHduZWQ="]
+
+
+def _run(*options: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "dockprogress", "run", *options, "--", "sh", "-c", HOSTILE],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("mode", ["plain", "tty"])
+def test_hostile_output_never_reaches_the_terminal_through_a_display(mode: str) -> None:
+    result = _run("--progress", mode)
+    assert result.returncode == 1  # exit 3 is an error, reported
+    text = (result.stdout + result.stderr).decode("utf-8", "replace")
+    assert "status 3" in text
+    if mode == "plain":
+        leaked = [p for p in HOSTILE_PIECES if p in text]
+    else:
+        # rich draws with its own CSI sequences; none of the command's may pass.
+        leaked = [
+            p
+            for p in ["\x1b]", "\x1b[2J", "\x1b[H", "\x07", "\x9b", "\u202e", "\x01", "pwned-title"]
+            if p in text
+        ]
+    assert leaked == [], f"{mode}: {leaked!r} reached the terminal"
+    observe(f"hostile text, --progress {mode}", leaked=leaked, output_bytes=len(text))
+
+
+def test_hostile_output_is_data_on_the_json_path_and_raw_only_with_passthrough() -> None:
+    result = _run("--progress", "json")
+    assert result.returncode == 1
+    events = assert_event_output(result.stdout.decode())
+    raw = result.stdout.decode()
+    assert "\x1b" not in raw  # json.dumps escapes every control character
+    assert "\x07" not in raw
+    last = events[-1]
+    assert last["state"] == "error"
+    assert "\x1b" not in last["error"]  # the message a person reads is printable too
+    passthrough = _run("--progress", "json", "--passthrough")
+    # Asked for: the raw bytes go to standard error (stdout stays event lines only).
+    assert b"\x1b]0;pwned-title\x07" in passthrough.stderr
+    assert_event_output(passthrough.stdout.decode())
+
+
+def test_html_in_task_text_stays_json_data_on_the_server(tmp_path: Path) -> None:
+    import httpx
+
+    from dockprogress.events import Kind, Operation
+    from dockprogress.sinks.web.server import ServerThread
+    from dockprogress.task import Task
+
+    hostile = "<img src=x onerror=alert(1)><script>alert(2)</script>\x1b[2J"
+    task = Task("run:<b>x</b>", Operation.RUN, Kind.COUNT, description=hostile)
+    event = task.update(current=1, total=2, description=hostile)
+    assert event is not None
+    with ServerThread(port=0) as server:
+        server.hub.publish(event)
+        response = httpx.get(server.url + "/api/tasks", timeout=10)
+        page = httpx.get(server.url + "/", timeout=10)
+    assert response.headers["content-type"].startswith("application/json")
+    entries = json.loads(response.text)
+    assert entries[0]["event"]["description"] == hostile  # data, unchanged
+    assert entries[0]["event"]["task"] == "run:<b>x</b>"
+    assert "<img" not in page.text  # the page holds no task text; it renders with textContent
+    assert "script-src 'self'" in page.headers["content-security-policy"]
