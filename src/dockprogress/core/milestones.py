@@ -15,8 +15,10 @@ the first that matches wins.
 Guard against catastrophic backtracking (a regex that takes exponential time on one line):
 
 1. a quantified group or repeat whose body itself contains an unbounded repeat (``(a+)+``,
-   ``(\\w*\\s?)*``, ``(?:x|y+){2,}``) is rejected at load, since that is the shape of nearly
-   every exponential pattern;
+   ``(\\w*\\s?)*``, ``(?:x|y+){2,}``), or a varying one (``(\\d{1,3},?)+``), is rejected
+   at load, since that is the shape of nearly every exponential pattern; so are the other
+   two: alternatives that can start with the same character in a repeated group
+   (``(a|aa)+``, ``(.|\\s)*``) and a repeated group that can match nothing (``(a?){25}``);
 2. lines are cut at ``max_line`` characters before any pattern sees them (default 2048; a
    PostgreSQL checkpoint line is ~300), which bounds the polynomial cases that remain: a
    cubic pattern like ``.*a.*b`` on a hostile 2048-character line still costs seconds, so
@@ -287,20 +289,25 @@ def _compile(label: str, milestone: Milestone) -> re.Pattern[str]:
         raise MilestoneConfigError(f"{label}: invalid pattern: {exc}") from exc
     if _has_nested_repeat(_sre_parse.parse(milestone.pattern), inside_repeat=False):
         raise MilestoneConfigError(
-            f"{label}: nested unbounded repeats (like (a+)+) can backtrack catastrophically;"
-            " rewrite the pattern without a repeat inside a repeated group"
+            f"{label}: nested unbounded repeats (like (a+)+), overlapping alternatives in a"
+            " repeated group (like (a|aa)+) or a repeated group that can match nothing (like"
+            " (a?){20}) can backtrack catastrophically; rewrite the pattern without them"
         )
     return regex
 
 
 def _has_nested_repeat(items: Any, *, inside_repeat: bool) -> bool:
-    """True when an unbounded repeat sits inside a repeat that can run more than once."""
+    """True for a shape that backtracks exponentially (see the module docstring)."""
     for op, arg in items:
         kind = str(op)
         if kind in _REPEATS:
             _low, high, body = arg
             unbounded = high == _UNBOUNDED
-            if inside_repeat and unbounded:
+            # (a+)+ and (\d{1,3},?)+ alike: a repeat of varying length inside one that
+            # runs again splits a text in exponentially many ways (a lone ``?`` is benign).
+            if inside_repeat and (unbounded or 1 < high != _low):
+                return True
+            if high > 1 and _can_be_empty(body):  # (a?){25}: 2**25 ways to match nothing
                 return True
             if _has_nested_repeat(body, inside_repeat=inside_repeat or high > 1):
                 return True
@@ -308,6 +315,10 @@ def _has_nested_repeat(items: Any, *, inside_repeat: bool) -> bool:
             if _has_nested_repeat(arg[-1], inside_repeat=inside_repeat):
                 return True
         elif kind == "BRANCH":
+            # (a|aa)+ or (\w|\d)*: alternatives that can start alike, repeated, split one
+            # text in exponentially many ways.
+            if inside_repeat and _alternatives_overlap(arg[1]):
+                return True
             if any(_has_nested_repeat(b, inside_repeat=inside_repeat) for b in arg[1]):
                 return True
         elif kind in {"ASSERT", "ASSERT_NOT"}:
@@ -316,6 +327,61 @@ def _has_nested_repeat(items: Any, *, inside_repeat: bool) -> bool:
         elif kind == "ATOMIC_GROUP" and _has_nested_repeat(arg, inside_repeat=inside_repeat):
             return True
     return False
+
+
+def _first_chars(items: Any) -> frozenset[int] | None:
+    """Code points a sequence can start with; ``None`` for "maybe anything" (or empty)."""
+    for op, arg in items:
+        kind = str(op)
+        if kind == "LITERAL":
+            return frozenset({arg})
+        if kind == "IN":
+            chars: set[int] = set()
+            for sub_op, sub_arg in arg:
+                if str(sub_op) == "LITERAL":
+                    chars.add(sub_arg)
+                elif str(sub_op) == "RANGE" and sub_arg[1] - sub_arg[0] < 256:
+                    chars.update(range(sub_arg[0], sub_arg[1] + 1))
+                else:  # a category, a negated set, a wide range: assume anything
+                    return None
+            return frozenset(chars)
+        if kind == "SUBPATTERN":
+            return _first_chars(arg[-1])
+        if kind in _REPEATS:
+            return _first_chars(arg[2]) if arg[0] >= 1 else None
+        if kind == "BRANCH":
+            sets = [_first_chars(branch) for branch in arg[1]]
+            if any(first is None for first in sets):
+                return None
+            return frozenset().union(*(first for first in sets if first is not None))
+        return None  # ., a category, an anchor, a lookaround: assume anything
+    return None
+
+
+def _alternatives_overlap(branches: Any) -> bool:
+    firsts = [_first_chars(branch) for branch in branches]
+    for i, first in enumerate(firsts):
+        for other in firsts[i + 1 :]:
+            if first is None or other is None or first & other:
+                return True
+    return False
+
+
+def _can_be_empty(items: Any) -> bool:
+    for op, arg in items:
+        kind = str(op)
+        if kind in _REPEATS:
+            if arg[0] > 0 and not _can_be_empty(arg[2]):
+                return False
+        elif kind == "SUBPATTERN":
+            if not _can_be_empty(arg[-1]):
+                return False
+        elif kind == "BRANCH":
+            if not any(_can_be_empty(branch) for branch in arg[1]):
+                return False
+        elif kind not in {"AT", "ASSERT", "ASSERT_NOT"}:
+            return False
+    return True
 
 
 def _slug(text: str) -> str:
