@@ -14,10 +14,11 @@ place (:meth:`Task._sample`), with an injectable clock for tests.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from math import isfinite
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -36,6 +37,57 @@ class _Unset:
 
 
 _UNSET: Final = _Unset()
+_RUNNING: Final = State.RUNNING
+_PENDING: Final = State.PENDING
+
+# TaskEvent is a frozen, slotted dataclass: its generated __init__ stores each of its fields
+# through object.__setattr__, which is half the cost of an event. snapshot() fills the slots
+# through their descriptors instead: the same object, for half the work (TaskEvent has no
+# __post_init__ to skip). If TaskEvent's fields ever differ from this list, it falls back to
+# the constructor (tests/perf/test_equivalence.py compares the two).
+_EVENT_FIELDS: Final = (
+    "ts",
+    "task",
+    "operation",
+    "kind",
+    "state",
+    "current",
+    "total",
+    "percent",
+    "description",
+    "phase",
+    "speed",
+    "eta",
+    "error",
+    "detail",
+    "priority",
+)
+_DIRECT_EVENTS: Final = tuple(
+    f.name for f in dataclasses.fields(TaskEvent)
+) == _EVENT_FIELDS and not hasattr(TaskEvent, "__post_init__")
+_new_event: Final = object.__new__
+_SETTERS: Final[tuple[Any, ...]] = (
+    tuple(TaskEvent.__dict__[name].__set__ for name in _EVENT_FIELDS)
+    if _DIRECT_EVENTS
+    else (None,) * len(_EVENT_FIELDS)
+)
+(
+    _set_ts,
+    _set_task,
+    _set_operation,
+    _set_kind,
+    _set_state,
+    _set_current,
+    _set_total,
+    _set_percent,
+    _set_description,
+    _set_phase,
+    _set_speed,
+    _set_eta,
+    _set_error,
+    _set_detail,
+    _set_priority,
+) = _SETTERS
 
 
 class RateWindow:
@@ -85,6 +137,7 @@ class Task:
         "_clock",
         "_eta",
         "_rate",
+        "_speed",
         "current",
         "description",
         "detail",
@@ -127,6 +180,7 @@ class Task:
         self.started_at: float | None = None
         self._clock = clock
         self._rate = RateWindow(window)
+        self._speed: float | None = None
         self._eta: float | None = None
 
     # ------------------------------------------------------------------ reading
@@ -137,7 +191,7 @@ class Task:
 
     @property
     def speed(self) -> float | None:
-        return self._rate.speed()
+        return self._speed
 
     @property
     def eta(self) -> float | None:
@@ -145,6 +199,25 @@ class Task:
 
     def snapshot(self) -> TaskEvent:
         """The task as it is now."""
+        if _DIRECT_EVENTS:
+            running = self.state is _RUNNING
+            event = _new_event(TaskEvent)
+            _set_ts(event, self._clock())
+            _set_task(event, self.task_id)
+            _set_operation(event, self.operation)
+            _set_kind(event, self.kind)
+            _set_state(event, self.state)
+            _set_current(event, self.current)
+            _set_total(event, self.total)
+            _set_percent(event, self.percent)
+            _set_description(event, self.description)
+            _set_phase(event, self.phase)
+            _set_speed(event, self._speed if running else None)
+            _set_eta(event, self._eta if running else None)
+            _set_error(event, self.error)
+            _set_detail(event, self.detail)
+            _set_priority(event, self.priority)
+            return event
         return TaskEvent(
             ts=self._clock(),
             task=self.task_id,
@@ -156,7 +229,7 @@ class Task:
             percent=self.percent,
             description=self.description,
             phase=self.phase,
-            speed=self._rate.speed() if self.state is State.RUNNING else None,
+            speed=self._speed if self.state is State.RUNNING else None,
             eta=self._eta if self.state is State.RUNNING else None,
             error=self.error,
             detail=self.detail,
@@ -188,16 +261,21 @@ class Task:
         Values that are not finite numbers (NaN, infinity, or a negative amount) are ignored
         as if not given: a parser's garbage must never reach an event line.
         """
-        if self.state.terminal:
+        state = self.state
+        if state is not _RUNNING and state.terminal:
             return None
-        current = _amount(current)
-        percent = percent if percent is None or math.isfinite(percent) else None
-        if isinstance(total, float | int) and _amount(total) is None:
+        # Not a usable amount (not finite, or negative): as if not given.
+        if current is not None and (not isfinite(current) or current < 0):
+            current = None
+        if percent is not None and not isfinite(percent):
+            percent = None
+        if isinstance(total, float | int) and (not isfinite(total) or total < 0):
             total = _UNSET
-        if isinstance(eta, float | int) and not math.isfinite(eta):
+        explicit = not isinstance(eta, _Unset)
+        if explicit and isinstance(eta, float | int) and not isfinite(eta):
             eta = None
-        if self.state is State.PENDING:
-            self.state = State.RUNNING
+        if state is _PENDING:
+            self.state = _RUNNING
             self.started_at = self._clock()
         if not isinstance(total, _Unset):
             self.total = total
@@ -212,7 +290,7 @@ class Task:
         if detail is not None:
             self.detail = MappingProxyType(dict(detail))
         self._set_percent(percent, ceiling=MAX_RUNNING_PERCENT)
-        self._sample(None if isinstance(eta, _Unset) else eta, explicit=not isinstance(eta, _Unset))
+        self._sample(None if isinstance(eta, _Unset) else eta, explicit=explicit)
         return self.snapshot()
 
     def advance(self, amount: float, **changes: Any) -> TaskEvent | None:
@@ -279,19 +357,14 @@ class Task:
     def _sample(self, eta: float | None, *, explicit: bool) -> None:
         """The one place speed and ETA are computed."""
         now = self._clock()
-        self._rate.add(now, self.current)
+        rate = self._rate
+        rate.add(now, self.current)
+        # The window only changes here: snapshot() reads the speed kept from this sample.
+        self._speed = speed = rate.speed()
         if explicit:
             self._eta = None if eta is None else max(eta, 0.0)
             return
-        speed = self._rate.speed()
         if self.total is not None and speed is not None and speed > 0:
             self._eta = max(self.total - self.current, 0.0) / speed
         else:
             self._eta = None
-
-
-def _amount(value: float | None) -> float | None:
-    """``value`` if it is a usable amount of work (finite, not negative), else ``None``."""
-    if value is None or not math.isfinite(value) or value < 0:
-        return None
-    return value

@@ -1,0 +1,105 @@
+"""The hot paths' shortcuts give exactly what the plain code they replace gives."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dockprogress.core import tty
+from dockprogress.events import Kind, Operation, State, TaskEvent
+from dockprogress.task import Task
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=1e9),
+            st.one_of(st.none(), st.floats(min_value=0, max_value=1e9)),
+            st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+            st.text(max_size=5),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    end=st.sampled_from(["finish", "fail", "cancel", None]),
+)
+def test_task_events_equal_the_constructor_built_ones(
+    steps: list[tuple[float, float | None, float | None, str]], end: str | None
+) -> None:
+    task = Task("t", Operation.PULL, Kind.DOWNLOAD, clock=_Clock(), priority=3)
+    events = []
+    for current, total, eta, phase in steps:
+        event = task.update(current=current, total=total, eta=eta, phase=phase, detail={"p": 1})
+        assert event is not None
+        events.append(event)
+    if end == "finish":
+        events.append(task.finish())  # type: ignore[arg-type]
+    elif end == "fail":
+        events.append(task.fail("boom"))  # type: ignore[arg-type]
+    elif end == "cancel":
+        events.append(task.cancel("stop"))  # type: ignore[arg-type]
+    events.append(task.snapshot())
+    for event in events:
+        fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(TaskEvent)}
+        built = TaskEvent(**fields)
+        assert built == event
+        assert type(event) is TaskEvent
+        assert event.to_dict() == built.to_dict()
+    assert events[-1].state in {State.RUNNING, State.DONE, State.ERROR, State.CANCELLED}
+
+
+_TAIL_ALPHABET = [
+    "\x1b",
+    "\r",
+    "\n",
+    "[",
+    "]",
+    "P",
+    "_",
+    "\x07",
+    "\\",
+    "a",
+    "1",
+    ";",
+    "?",
+    " ",
+    "/",
+    "m",
+    "K",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    head=st.sampled_from(["", "y" * 9000, "z" * 8190]),
+    tail=st.lists(st.sampled_from(_TAIL_ALPHABET), max_size=16).map("".join),
+    osc=st.sampled_from(
+        ["", "\x1b]" + "x" * 8191, "\x1b]" + "x" * 8192 + "\x1b", "\x1b]" + "x" * 8300]
+    ),
+)
+def test_open_tail_is_where_the_tail_regex_first_matches(head: str, tail: str, osc: str) -> None:
+    for text in (head + tail, head + osc + tail, head + tail + osc):
+        found = tty._OPEN_TAIL.search(text, max(0, len(text) - tty._OPEN_TAIL_REACH))
+        assert tty._open_tail(text) == (len(text) if found is None else found.start())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["\x1b[", "0", "1", "38;5;", ";", ":", "m", "x", "\x1b"]), max_size=30)
+)
+def test_possessive_sgr_removes_what_the_plain_pattern_removes(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert tty._SGR.sub("", text) == re.sub(r"\x1b\[[0-9;:]{0,64}m", "", text)
