@@ -82,6 +82,13 @@ def _number(value: float) -> str:
     return f"{value:.3g}" if magnitude >= 0.01 else f"{value:.2g}"
 
 
+def _precise(value: float) -> str:
+    """A target's measured value: enough digits to see which side of the limit it is."""
+    if math.isnan(value) or abs(value) >= 1e4:
+        return _number(value)
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
 def _ratio(value: float) -> str:
     if not math.isfinite(value):
         return "n/a"
@@ -121,7 +128,7 @@ def _target_row(target: Target) -> list[str]:
     sign = ">=" if target.at_least else "<="
     return [
         target.goal,
-        f"{_number(target.measured)} {target.unit}",
+        f"{_precise(target.measured)} {target.unit}",
         f"{sign} {_number(target.limit)}",
         f"**{target.verdict}**",
         target.note,
@@ -315,7 +322,17 @@ def analysis(families: list[Family]) -> list[str]:
             "",
         ]
     ms50 = m("LogProgress.feed_line, 50")
-    pre50 = _find(families, "loop over precompiled patterns")
+    pre50 = next(
+        (
+            b
+            for f in families
+            for c in f.comparisons
+            if c.title.startswith("Milestones (50)")
+            for b in c.baselines
+            if b.label.startswith("loop over precompiled")
+        ),
+        None,
+    )
     guard = [
         c.baselines[-1].median
         for f in families
@@ -390,12 +407,14 @@ def analysis(families: list[Family]) -> list[str]:
             + (
                 f"{_number(first.median)} s from spawn to the first event line, against "
                 f"{_number(_median(families, 'docker: spawn to first output'))} s for the Go "
-                "CLI's first line; of that, the bare interpreter takes "
+                "CLI's first line. Sampled between the pulls, the bare interpreter starts in "
                 f"{_number(_median(families, 'python -c pass'))} s and importing the CLI and "
-                f"the pull adapter {_number(_median(families, 'python -c ' + chr(39) + 'import'))}"
-                " s (docker-py pulls in requests and urllib3, and the package's `__init__` "
-                "imports the adapters eagerly; `python -X importtime` lists them); the rest is "
-                "the registry's manifest request, made before the pull starts"
+                f"the pull adapter takes {_number(_median(families, 'python -c ' + chr(39)))}"
+                " s: nearly all of the start-up is imports (docker-py pulls in requests and "
+                "urllib3, and the package's `__init__` imports the adapters eagerly; "
+                "`python -X importtime` lists them), and the registry's manifest request, "
+                "made before the pull starts, is the small rest (slower through the throttled "
+                "front, which is why the first event comes later there)"
                 if first
                 else "no split measured"
             )
@@ -452,11 +471,15 @@ def analysis(families: list[Family]) -> list[str]:
             + bound
             + "Part of every delay is the hub's rate cap (10 messages/s per task per client "
             "while the publisher also ticks at 10 Hz, so an update may wait up to 100 ms for "
-            "its task's slot). What would close the rest: uvicorn serves all 100 sockets "
-            "from one event loop in one process, sending each client its own copy of every "
-            "message; batching a client's due tasks into fewer, larger messages per tick "
-            "(one per 100 ms instead of one per task slot) cuts the per-message cost, and "
-            "a second server process would use the second core. The client that never reads "
+            "its task's slot). The server was not CPU-bound either, so the rest is queueing "
+            "in its one event loop, which parses each publish request and then writes every "
+            "client's messages one by one; the server was not profiled in this run. What "
+            "would show it: `py-spy record` on the serve process during this benchmark. What "
+            "would likely close it: send a client all its due tasks in one message per "
+            "100 ms tick (one slot per client instead of one per task, so the rate cap never "
+            "splits a publish into several messages), and parse publish bodies off the event "
+            "loop. "
+            "The client that never reads "
             "costs nothing over time: its mailbox holds one pending message per task "
             "(coalescing) and its sender blocks on the socket, so the server's RSS moved by "
             f"{_number(m('server RSS growth'))} MB over the window.",
