@@ -91,7 +91,7 @@ def test_accepted_patterns_match_worst_case_lines_in_bounded_time() -> None:
             milestones.match(line)
             worst = max(worst, time.perf_counter() - started)
     assert worst < 1.0
-    observe("accepted patterns, worst 8 KiB line", seconds=round(worst, 4))
+    observe("accepted patterns, worst MAX_MATCH_LINE line", seconds=round(worst, 4))
 
 
 # A command that writes every kind of hostile text a container could, on a real pty.
