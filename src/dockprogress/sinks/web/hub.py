@@ -11,9 +11,13 @@ Slow-client policy (written down because websockets' ``broadcast()`` has none):
   each task. A client's mailbox holds at most one pending message per task: a newer event
   replaces the pending one (coalescing). A client that never reads therefore costs at most one
   message per task, never a growing backlog.
-* Each client receives at most ``rate`` messages per second per task (default 10): a task
-  that updates faster is coalesced the same way, and its latest state goes out when the
-  task's slot opens again. Terminal events are latest states too, so they are never lost.
+* Each client receives at most ``rate`` messages per second per task (default 10), as a
+  token bucket holding :data:`BURST` messages: a task that updates faster is coalesced the
+  same way, and its latest state goes out when its next token is there. Terminal events are
+  latest states too, so they are never lost. The burst of 2 is what keeps a tracker that
+  updates at about the cap on time: with a strict minimum gap, every bit of jitter in its
+  10 Hz updates would hold an event back for up to a whole interval; over any second a task
+  still sends at most ``rate + 1`` messages to a client.
 * Each event is serialised once, in :meth:`EventHub.publish`; clients share the string.
 * The hub forgets the oldest ended tasks once it holds more than ``max_tasks``.
 
@@ -41,10 +45,12 @@ from typing import Final
 
 from dockprogress.events import TaskEvent
 
-__all__ = ["DEFAULT_RATE", "EventHub", "Subscription"]
+__all__ = ["BURST", "DEFAULT_RATE", "EventHub", "Subscription"]
 
 #: Messages per second per task per client.
 DEFAULT_RATE: Final = 10.0
+#: Messages a task may send a client back to back after a pause (the token bucket's size).
+BURST: Final = 2.0
 
 Clock = Callable[[], float]
 
@@ -77,7 +83,7 @@ class EventHub:
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.interval = 1.0 / rate
+        self.rate = rate
         self.max_tasks = max_tasks
         self.heartbeat = heartbeat
         self._clock = clock
@@ -182,14 +188,14 @@ class Subscription:
     """
 
     __slots__ = (
+        "_buckets",
         "_clock",
         "_closed",
         "_hub",
-        "_interval",
         "_loop",
-        "_next_allowed",
         "_notified",
         "_pending",
+        "_rate",
         "_wakeup",
         "snapshot",
     )
@@ -198,12 +204,13 @@ class Subscription:
         self._hub = hub
         self._loop = loop
         self._clock = clock
-        self._interval = hub.interval
+        self._rate = hub.rate
         # Guarded by the hub's lock: written by publishers (any thread), read by the loop.
         self._pending: dict[str, str] = {}
         self._notified = False
         self._wakeup = asyncio.Event()
-        self._next_allowed: dict[str, float] = {}
+        # Per task: (tokens, when counted). A task never seen has a full bucket.
+        self._buckets: dict[str, tuple[float, float]] = {}
         self._closed = False
         self.snapshot = ""
 
@@ -231,19 +238,27 @@ class Subscription:
         """Pop every message whose task may send now; also return the wait for the next one."""
         due: list[str] = []
         next_at: float | None = None
+        rate = self._rate
         with self._hub._lock:
             self._notified = False
             self._wakeup.clear()
             for task_id in list(self._pending):
-                allowed = self._next_allowed.get(task_id, 0.0)
-                if allowed <= now:
+                tokens, counted = self._buckets.get(task_id, (BURST, now))
+                tokens = min(BURST, tokens + (now - counted) * rate)
+                if tokens >= 1.0:
                     due.append(self._pending.pop(task_id))
-                    self._next_allowed[task_id] = now + self._interval
-                elif next_at is None or allowed < next_at:
-                    next_at = allowed
-            if len(self._next_allowed) > 2 * self._hub.max_tasks:
-                self._next_allowed = {
-                    t: at for t, at in self._next_allowed.items() if at > now or t in self._pending
+                    tokens -= 1.0
+                else:
+                    ready = now + (1.0 - tokens) / rate
+                    if next_at is None or ready < next_at:
+                        next_at = ready
+                self._buckets[task_id] = (tokens, now)
+            if len(self._buckets) > 2 * self._hub.max_tasks:
+                # A bucket that has filled up again is the same as no bucket.
+                self._buckets = {
+                    t: (tokens, counted)
+                    for t, (tokens, counted) in self._buckets.items()
+                    if tokens + (now - counted) * rate < BURST or t in self._pending
                 }
         return due, next_at
 
