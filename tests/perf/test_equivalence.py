@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dockprogress.core import tty
+from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Task
 
@@ -103,3 +105,53 @@ def test_open_tail_is_where_the_tail_regex_first_matches(head: str, tail: str, o
 def test_possessive_sgr_removes_what_the_plain_pattern_removes(pieces: list[str]) -> None:
     text = "".join(pieces)
     assert tty._SGR.sub("", text) == re.sub(r"\x1b\[[0-9;:]{0,64}m", "", text)
+
+
+_JSON_PIECES = [
+    b'{"',
+    b'"',
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b",",
+    b"1",
+    b"-",
+    b"e",
+    b"NaN",
+    b"Infinity",
+    b"null",
+    b" ",
+    b"\t",
+    b"\\u00e9",
+    b"\\ud800",
+    b"\xc3\xa9",
+    b"\xed\xa0\x80",
+    b"\xff",
+    b"\x00",
+    b"x",
+    b'status":"Downloading',
+    b'{"id":"a1","progressDetail":{"current":5,"total":9}}',
+]
+
+
+def _loads_or_none(line: bytes) -> object:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_JSON_PIECES), max_size=12).map(b"".join), max_size=6))
+def test_json_lines_decoder_gives_what_json_loads_gives(lines: list[bytes]) -> None:
+    lines = [line.replace(b"\n", b"") for line in lines]
+    decoder = JsonLinesDecoder()
+    got = decoder.decode(b"\n".join(lines) + b"\n")
+    wanted = [
+        v for v in (_loads_or_none(line.strip()) for line in lines if line.strip()) if v is not None
+    ]
+    # (compared as JSON text: NaN, which json.loads accepts, is not equal to itself)
+    assert json.dumps(got, sort_keys=True) == json.dumps(wanted, sort_keys=True)

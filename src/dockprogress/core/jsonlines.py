@@ -24,6 +24,7 @@ Malformed input is a different outcome from "need more data":
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 from dockprogress.errors import StreamError
@@ -35,6 +36,12 @@ __all__ = ["DEFAULT_MAX_LINE", "JsonLinesDecoder"]
 DEFAULT_MAX_LINE: Final = 1 << 20
 
 _loads = json.loads
+# json.loads(line) for a line starting with '{"' (every engine message) is exactly: decode as
+# UTF-8 with surrogatepass (what its encoding detection picks for such a line), scan one value
+# from 0, and fail unless it ends the line (the line is stripped). Done here without the
+# detection and the wrappers: a third of the decoder's cost per message.
+_DECODER: Final = json.JSONDecoder()  # json.loads' own decoder is built the same way
+_scan_once: Callable[[str, int], tuple[Any, int]] = getattr(_DECODER, "scan_once")  # noqa: B009
 
 
 class JsonLinesDecoder:
@@ -92,10 +99,17 @@ class JsonLinesDecoder:
         line = line.strip()
         if not line:
             return
+        value: Any
         try:
-            value = _loads(line)
-        except ValueError:  # JSONDecodeError and UnicodeDecodeError both derive from it
-            value = None
+            if line[:2] == b'{"':
+                text = line.decode("utf-8", "surrogatepass")
+                value, end = _scan_once(text, 0)
+                if end != len(text):
+                    value = None  # json.loads: "Extra data"
+            else:
+                value = _loads(line)
+        except (ValueError, StopIteration):  # JSONDecodeError and UnicodeDecodeError are
+            value = None  # ValueErrors; StopIteration is the scanner's "no value here"
         if isinstance(value, dict):
             self.lines += 1
             out.append(value)

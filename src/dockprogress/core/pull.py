@@ -106,11 +106,17 @@ _SIMPLE_STATUS: Final = {
 
 def _count(value: Any) -> int:
     """A byte count from the stream; anything but a finite non-negative number counts as 0."""
+    if type(value) is int and 0 <= value < _FLOAT_RANGE:  # the usual case, as below
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     if not math.isfinite(value) or value < 0:
         return 0
     return int(value)
+
+
+# Ints from here up overflow math.isfinite (below): they take the general path.
+_FLOAT_RANGE: Final = 1 << 1000
 
 
 class _Layer:
