@@ -6,7 +6,7 @@ import io
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from rich.progress import Progress
@@ -18,6 +18,8 @@ _SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @settings(max_examples=200, deadline=None)
+# A slow byte bar shows an inverse rate with a scale prefix: "1.00/16.0 [16:40<4:10:00, 1.00ks/B]".
+@example(total=16, fraction=0.0625, elapsed=1000.0, unit="B", unit_scale=True, ncols=0, desc="")
 @given(
     total=st.integers(min_value=1, max_value=10**10),
     fraction=st.floats(min_value=0, max_value=1),

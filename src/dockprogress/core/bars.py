@@ -60,7 +60,7 @@ _TQDM_UNKNOWN: Final = re.compile(
 )
 _RATE: Final = re.compile(
     rf"(?:(?P<value>{_NUMBER}(?:e[+-]?\d+)?)|\?)(?P<scale>[kMGTPEZY]?)(?P<unit>\S*?)/s$"
-    rf"|(?P<inverse>{_NUMBER}(?:e[+-]?\d+)?)s/(?P<iunit>\S+)$"
+    rf"|(?P<inverse>{_NUMBER}(?:e[+-]?\d+)?)(?P<iscale>[kMGTPEZY]?)s/(?P<iunit>\S+)$"
 )
 _RICH: Final = re.compile(
     r"(?P<desc>.*?)\s*[━╸╺╾╼]{3,}\s*(?:(?P<pct>\d{1,3})%)?"
@@ -168,7 +168,8 @@ def _rate(text: str) -> tuple[float | None, str]:
     if match is None:
         return None, ""
     if match["inverse"] is not None:
-        inverse = float(match["inverse"])
+        # Slow bars show seconds per unit, scaled too with unit_scale: "1.00ks/B".
+        inverse = _scaled(match["inverse"], match["iscale"], 1000.0)
         return (1.0 / inverse if inverse > 0 else None), match["iunit"]
     unit = match["unit"] or ""
     if match["value"] is None:
