@@ -1,10 +1,11 @@
 """The read loop shared by the exec adapter and the local pty runner.
 
 It moves bytes from a TTY source into an :class:`~dockprogress.core.execprogress.ExecTracker`
-and nothing else: optional pass-through of the raw bytes, a partial-frame flush when the
-output pauses (so a bar shows its latest state without waiting for the next ``\\r``), and a
-check of the cancel flag between reads. Sources are a ``read(timeout)`` function returning
-bytes, ``b""`` at EOF, or ``None`` when nothing arrived within ``timeout`` seconds.
+and nothing else: optional pass-through of the raw bytes, a partial-frame flush as soon as
+the output pauses (so a bar shows its latest state without waiting for the next ``\\r``,
+which tqdm writes only with its next update), and a check of the cancel flag between reads.
+Sources are a ``read(timeout)`` function returning bytes, ``b""`` at EOF, or ``None`` when
+nothing arrived within ``timeout`` seconds.
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ def pump(
     Returns ``True`` (as the generator's value) when it stopped because ``cancel`` was set,
     ``False`` at EOF (after the tracker has seen ``feed_eof``).
     """
+    timeout = idle
     while True:
         if cancel is not None and cancel.is_set():
             return True
-        data = read(idle)
+        data = read(timeout)
         if data is None:
-            # Output paused: show the row being written (the tracker drops repeats).
+            # Output paused (right after a read when ``timeout`` was 0): show the row being
+            # written now rather than at its terminator, which tqdm only writes with the next
+            # update. The tracker drops repeats, so the idle flushes that follow cost nothing.
             yield from tracker.flush_partial()
+            timeout = idle
             continue
         if not data:
             break
@@ -51,5 +56,6 @@ def pump(
             passthrough.write(data)
             passthrough.flush()
         yield from tracker.feed(data)
+        timeout = 0.0  # poll: more bytes of the same burst may be waiting already
     yield from tracker.feed_eof()
     return False
