@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from dockprogress.core import tty
 from dockprogress.core.jsonlines import JsonLinesDecoder
+from dockprogress.core.milestones import DYNAMIC, MilestoneSet
 from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Task
 
@@ -155,3 +156,62 @@ def test_json_lines_decoder_gives_what_json_loads_gives(lines: list[bytes]) -> N
     ]
     # (compared as JSON text: NaN, which json.loads accepts, is not equal to itself)
     assert json.dumps(got, sort_keys=True) == json.dumps(wanted, sort_keys=True)
+
+
+_PATTERN_POOL = [
+    r"checkpoint complete: wrote \d+ buffers",
+    r"(?:checkpoint|restartpoint) complete: wrote \d+ buffers.*distance=(?P<value>\d+) kB",
+    r"^ready",
+    r"ready$",
+    r"(?i)READY now",
+    r"a|bcd",
+    r"(?:abc)def",
+    r"x\.y",
+    r"[a]bc",
+    r"ab\bcd",
+    r"(?x) a b c",
+    r"\d+%",
+    r"done!",
+    r"(?<=wrote )\d+",
+    r"ab(?=cd)",
+    r"(?i:abc)def",
+]
+_LINE_PIECES = [
+    "checkpoint",
+    "restartpoint",
+    " complete: wrote ",
+    "12",
+    " buffers",
+    " distance=",
+    "kB",
+]
+_LINE_PIECES += [
+    " ",
+    "ready",
+    "READY now",
+    "abc",
+    "def",
+    "bcd",
+    "x.y",
+    "xy",
+    "cd",
+    "ab",
+    "%",
+    "done!",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    patterns=st.lists(st.sampled_from(_PATTERN_POOL), min_size=1, max_size=8, unique=True),
+    lines=st.lists(st.lists(st.sampled_from(_LINE_PIECES), max_size=8).map("".join), max_size=8),
+)
+def test_milestone_prefilter_picks_what_the_plain_loop_picks(
+    patterns: list[str], lines: list[str]
+) -> None:
+    milestones = MilestoneSet([(p, DYNAMIC if "value" in p else 50.0) for p in patterns])
+    compiled = [re.compile(p) for p in patterns]
+    for line in lines:
+        found = milestones.match(line)
+        wanted = next((i for i, regex in enumerate(compiled) if regex.search(line)), None)
+        assert (found.index if found is not None else None) == wanted, (patterns, line)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from dockprogress.core.prefilter import guard, trie_pattern
 from dockprogress.errors import MilestoneConfigError
 
 __all__ = [
@@ -109,6 +110,7 @@ class _Compiled:
     name: str
     regex: re.Pattern[str] = field(repr=False)
     has_value: bool
+    guard: str  # text every match contains, or "" (see dockprogress.core.prefilter)
 
 
 class MilestoneSet:
@@ -119,7 +121,7 @@ class MilestoneSet:
     milestone that cannot be used.
     """
 
-    __slots__ = ("_compiled", "max_line", "milestones", "name", "names")
+    __slots__ = ("_compiled", "_prefilter", "_unguarded", "max_line", "milestones", "name", "names")
 
     def __init__(
         self,
@@ -149,10 +151,17 @@ class MilestoneSet:
                 )
             if milestone.expected is not None and not milestone.dynamic:
                 raise MilestoneConfigError(f"{label}: 'expected' only applies to a dynamic one")
-            compiled.append(_Compiled(index, milestone, phase, regex, has_value))
+            compiled.append(
+                _Compiled(index, milestone, phase, regex, has_value, guard(milestone.pattern))
+            )
         if not compiled:
             raise MilestoneConfigError("a milestone set needs at least one milestone")
         self._compiled = tuple(compiled)
+        # One search for every guard at once: a line with none of them can only match the
+        # milestones without a guard (see match()).
+        guards = [c.guard for c in compiled if c.guard]
+        self._prefilter = re.compile(trie_pattern(guards)).search if guards else None
+        self._unguarded = tuple(c for c in compiled if not c.guard)
         self.milestones: tuple[Milestone, ...] = tuple(c.milestone for c in compiled)
         self.names: tuple[str, ...] = tuple(c.name for c in compiled)
 
@@ -175,7 +184,14 @@ class MilestoneSet:
         """The first milestone (declared order) whose pattern is found in ``line``."""
         if len(line) > self.max_line:
             line = line[: self.max_line]
-        for item in self._compiled:
+        prefilter = self._prefilter
+        if prefilter is None or prefilter(line) is not None:
+            candidates = self._compiled  # some guard is in the line: each is checked below
+        else:
+            candidates = self._unguarded  # no guard in the line: only these can match
+        for item in candidates:
+            if item.guard and item.guard not in line:
+                continue  # cannot match: a C-level substring test instead of a search
             found = item.regex.search(line)
             if found is None:
                 continue
