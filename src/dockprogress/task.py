@@ -187,7 +187,9 @@ class Task:
 
     @property
     def ended(self) -> bool:
-        return self.state.terminal
+        state = self.state
+        # (State.terminal hashes the enum member in Python: skip it for the running case)
+        return state is not _RUNNING and state.terminal
 
     @property
     def speed(self) -> float | None:
