@@ -2,11 +2,13 @@
 
 Progress model (kind ``count``): ``current`` is percent points and ``total`` is 100, so
 ``current == percent``; ``phase`` is the name of the last milestone matched and
-``description`` its description. The task is ``done`` exactly when a ``progress = 100``
-milestone matches (percent 100 only then); without such a milestone, when the container exits
-with status 0 (:meth:`LogProgress.container_exited`). Exiting before that is ``error`` with
-the exit code and the last lines (:class:`~dockprogress.errors.LogFollowError` in
-:attr:`LogProgress.error`).
+``description`` its description, except that a dynamic milestone matching after a fixed
+milestone declared below it keeps that later phase's name (it is background activity of the
+later phase, such as a checkpoint during index building). The task is ``done`` exactly when
+a ``progress = 100`` milestone matches (percent 100 only then); without such a milestone,
+when the container exits with status 0 (:meth:`LogProgress.container_exited`). Exiting
+before that is ``error`` with the exit code and the last lines
+(:class:`~dockprogress.errors.LogFollowError` in :attr:`LogProgress.error`).
 
 Uncalibrated (no profile, or one without runs):
 
@@ -107,6 +109,7 @@ class LogProgress:
         self._levels = milestones.fixed_levels()
         self._level = 0.0
         self._level_key: str | None = None
+        self._level_index = -1  # declared index of the fixed milestone that set the level
         self._band_matches = 0
         self._dynamic_counts: dict[str, int] = {}
         self._sums: dict[str, float] = {}
@@ -263,18 +266,21 @@ class LogProgress:
                     self._band_matches = 0
                 self._level = milestone.progress
                 self._level_key = match.name
+                self._level_index = match.index
         eta: float | None = None
         if course is not None:
             fraction = self._calibrated_fraction(course, match, key)
             if fraction is not None:
                 course.reach(fraction, self._elapsed(at))
             planned, eta = self._smooth(at)
-        events = self._update(
-            planned,
-            eta,
-            description=milestone.description or match.name,
-            phase=match.name,
-        )
+        if milestone.dynamic and match.index < self._level_index:
+            # A dynamic milestone declared before the phase the run has reached (a checkpoint
+            # while PostgreSQL builds its indexes) moves progress but does not rename the
+            # phase back to its own.
+            description, phase = self.task.description, self.task.phase
+        else:
+            description, phase = milestone.description or match.name, match.name
+        events = self._update(planned, eta, description=description, phase=phase)
         self._notify(match)
         return events
 
