@@ -37,7 +37,8 @@ def test_engine_not_reachable_names_the_socket_and_what_to_do(
     args = [a.replace("{milestones}", str(milestones)) for a in argv]
     env = {**os.environ, "DOCKER_HOST": f"unix://{SOCKET}"}
     result = subprocess.run(
-        [sys.executable, "-m", "dockprogress", *args, "--progress", "json"],
+        # Options before the arguments: after exec's "--" they would be the command's own.
+        [sys.executable, "-m", "dockprogress", args[0], "--progress", "json", *args[1:]],
         capture_output=True,
         text=True,
         env=env,
@@ -48,6 +49,7 @@ def test_engine_not_reachable_names_the_socket_and_what_to_do(
     assert f"unix://{SOCKET}" in result.stderr
     assert "does not exist: is dockerd running? (or set DOCKER_HOST)" in result.stderr
     events = assert_event_output(result.stdout)  # only valid event lines on stdout
-    for event in events:
-        assert event["state"] == "error"
+    # Each command's task ends in error with the same message, for scripts and dashboards.
+    assert [event["state"] for event in events] == ["error"]
+    assert f"unix://{SOCKET}" in events[0]["error"]
     observe(f"engine unreachable ({argv[0]})", stderr=result.stderr.strip(), events=len(events))

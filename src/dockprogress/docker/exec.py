@@ -79,7 +79,6 @@ def iter_exec(
     argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
     if not argv:
         raise UsageError("exec: no command given (usage: dockprogress exec CONTAINER -- CMD)")
-    api, owned = _api_client(client)
     columns, lines = size
     marker = uuid.uuid4().hex
     tracker = ExecTracker(
@@ -89,6 +88,13 @@ def iter_exec(
         bar=bar,
         clock=clock,
     )
+    try:
+        api, owned = _api_client(client)
+    except EngineError as exc:  # the task ends in error like any other failure to start
+        event = tracker.task.fail(str(exc))
+        if event is not None:
+            yield event
+        raise
     env = {**(environment or {}), "COLUMNS": str(columns), "LINES": str(lines)}
     env.setdefault("TERM", "xterm-256color")
     env[MARKER_VARIABLE] = marker
