@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from dockprogress.core import tty
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.milestones import DYNAMIC, MilestoneSet
+from dockprogress.core.prefilter import GuardSet
 from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Task
 
@@ -215,3 +216,14 @@ def test_milestone_prefilter_picks_what_the_plain_loop_picks(
         found = milestones.match(line)
         wanted = next((i for i, regex in enumerate(compiled) if regex.search(line)), None)
         assert (found.index if found is not None else None) == wanted, (patterns, line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.text(alphabet="abc.", min_size=1, max_size=4), min_size=1, max_size=6),
+    line=st.text(alphabet="abc.x", max_size=20),
+)
+def test_guard_set_finds_exactly_the_guards_in_a_line(words: list[str], line: str) -> None:
+    guards = GuardSet(words)
+    assert guards.present(line) == {w for w in words if w in line}
+    assert (guards.search(line) is not None) == any(w in line for w in words)

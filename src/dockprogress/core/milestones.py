@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from dockprogress.core.prefilter import guard, trie_pattern
+from dockprogress.core.prefilter import GuardSet, guard
 from dockprogress.errors import MilestoneConfigError
 
 __all__ = [
@@ -121,7 +121,16 @@ class MilestoneSet:
     milestone that cannot be used.
     """
 
-    __slots__ = ("_compiled", "_prefilter", "_unguarded", "max_line", "milestones", "name", "names")
+    __slots__ = (
+        "_by_guard",
+        "_compiled",
+        "_guards",
+        "_unguarded",
+        "max_line",
+        "milestones",
+        "name",
+        "names",
+    )
 
     def __init__(
         self,
@@ -158,10 +167,14 @@ class MilestoneSet:
             raise MilestoneConfigError("a milestone set needs at least one milestone")
         self._compiled = tuple(compiled)
         # One search for every guard at once: a line with none of them can only match the
-        # milestones without a guard (see match()).
+        # milestones without a guard; one that has some, those and the ones it has a guard of.
         guards = [c.guard for c in compiled if c.guard]
-        self._prefilter = re.compile(trie_pattern(guards)).search if guards else None
-        self._unguarded = tuple(c for c in compiled if not c.guard)
+        self._guards = GuardSet(guards) if guards else None
+        self._unguarded = tuple(c.index for c in compiled if not c.guard)
+        self._by_guard: dict[str, tuple[int, ...]] = {}
+        for item in compiled:
+            if item.guard:
+                self._by_guard[item.guard] = (*self._by_guard.get(item.guard, ()), item.index)
         self.milestones: tuple[Milestone, ...] = tuple(c.milestone for c in compiled)
         self.names: tuple[str, ...] = tuple(c.name for c in compiled)
 
@@ -184,14 +197,19 @@ class MilestoneSet:
         """The first milestone (declared order) whose pattern is found in ``line``."""
         if len(line) > self.max_line:
             line = line[: self.max_line]
-        prefilter = self._prefilter
-        if prefilter is None or prefilter(line) is not None:
-            candidates = self._compiled  # some guard is in the line: each is checked below
+        guards = self._guards
+        candidates: Iterable[int]
+        if guards is None:
+            candidates = self._unguarded  # (every milestone)
+        elif guards.search(line) is None:
+            candidates = self._unguarded  # the usual case: one search, no pattern tried
         else:
-            candidates = self._unguarded  # no guard in the line: only these can match
-        for item in candidates:
-            if item.guard and item.guard not in line:
-                continue  # cannot match: a C-level substring test instead of a search
+            by_guard = self._by_guard
+            hits = [i for word in guards.present(line) for i in by_guard[word]]
+            candidates = sorted((*self._unguarded, *hits))  # declared order
+        compiled = self._compiled
+        for index in candidates:
+            item = compiled[index]
             found = item.regex.search(line)
             if found is None:
                 continue

@@ -10,7 +10,8 @@ one branch goes on), answers that in about the time of a single pattern.
 * :func:`guard` is the guard of one pattern, or ``""`` when it has none that is worth it (a
   case-insensitive pattern, a top-level alternation, plain runs shorter than
   :data:`MIN_GUARD`): such a pattern is searched on every line.
-* :func:`trie_pattern` compiles a set of guards into the pattern that finds any of them.
+* :func:`trie_pattern` compiles a set of guards into the pattern that finds any of them;
+  :class:`GuardSet` holds it, and tells which guards a line holds when it holds any.
 
 Both are exact: a pattern can only match a line that contains its guard. Which guard is
 chosen only changes the speed: the longest plain run, started at its rarest character (a
@@ -24,7 +25,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["MIN_GUARD", "guard", "trie_pattern"]
+__all__ = ["MIN_GUARD", "GuardSet", "guard", "trie_pattern"]
 
 #: Plain runs shorter than this are not used as guards (they are on most lines anyway).
 MIN_GUARD: Final = 3
@@ -84,3 +85,31 @@ def _branch(node: dict[str, Any]) -> str:
     if len(alternatives) == 1:
         return alternatives[0]
     return "(?:" + "|".join(alternatives) + ")"
+
+
+class GuardSet:
+    """Guards compiled for the two questions: does a line hold any (``search``), which
+    (``present``)."""
+
+    __slots__ = ("_longer", "search")
+
+    def __init__(self, guards: Iterable[str]) -> None:
+        distinct = sorted(set(guards))
+        pattern = trie_pattern(distinct)
+        self.search = re.compile(pattern).search
+        # At each position the trie stops at the shortest guard found there; every longer
+        # guard found there starts with it, so only those need a look.
+        self._longer = {g: tuple(h for h in distinct if h.startswith(g)) for g in distinct}
+
+    def present(self, line: str) -> set[str]:
+        """Every guard that occurs in ``line``."""
+        found: set[str] = set()
+        search = self.search
+        hit = search(line)
+        while hit is not None:  # (a search from each hit on: guards may overlap)
+            start = hit.start()
+            for word in self._longer[hit.group()]:
+                if line.startswith(word, start):
+                    found.add(word)
+            hit = search(line, start + 1)
+        return found
