@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 import threading
@@ -106,3 +107,24 @@ def test_progress_callback_gets_increasing_percents_and_100() -> None:
     assert percents == sorted(percents)
     assert percents[-1] == 100.0
     assert any(33.4 < p < 66.6 for p in percents)
+
+
+def test_cancel_waits_for_a_child_that_is_slow_to_die() -> None:
+    # The shell dies at once on SIGTERM; its child takes 0.5 s to. Cancelled must mean both.
+    slow = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.5), sys.exit(0)))\n"
+        "time.sleep(60)\n"
+    )
+    script = f"{sys.executable} -c {shlex.quote(slow)} & echo child $!; wait"
+    cancel = threading.Event()
+    timer = threading.Timer(1.5, cancel.set)  # the child has set its handler by then
+    timer.start()
+    try:
+        events = list(iter_run(["sh", "-c", script], cancel=cancel))
+    finally:
+        timer.cancel()
+    assert events[-1].state is State.CANCELLED
+    child = [line for line in _tail_lines(events) if line.startswith("child ")]
+    assert child
+    assert _dead(int(child[0].split()[1]))

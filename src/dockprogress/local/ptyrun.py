@@ -154,15 +154,47 @@ def _pty_reader(master: int, proc: subprocess.Popen[bytes]) -> Callable[[float],
 
 
 def kill_group(proc: subprocess.Popen[Any], grace: float = _KILL_GRACE) -> None:
-    """SIGTERM the command's process group, SIGKILL it if still there after ``grace`` s."""
+    """SIGTERM the command's process group, SIGKILL what is left of it after ``grace`` s.
+
+    Returns once the leader is reaped and no other process of the group is alive: a shell's
+    children die a moment after the shell, and "cancelled" must mean that all of them are
+    gone (zombies whose reaper is elsewhere do not count).
+    """
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
+        deadline = time.monotonic() + grace
+        while True:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(0.02)
+            if proc.returncode is not None and not _group_alive(proc.pid):
+                return
+            if time.monotonic() >= deadline:
+                break
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` that is not a zombie remains (Linux /proc)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc: fall back to the signal check, zombies included
         try:
-            proc.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in entries:
+        if not entry.isdigit():
             continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state, ppid, pgrp.
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def run_with_progress(
