@@ -130,31 +130,35 @@ def recognise(text: str, *, live: bool = True) -> BarReading | None:
 
 
 def _tqdm_reading(match: re.Match[str], *, known_total: bool) -> BarReading:
-    rate, unit = _rate(match["rate"])
+    desc, n_text, n_scale, elapsed, rate_text = match.group(
+        "desc", "n", "nscale", "elapsed", "rate"
+    )
+    rate, unit = _rate(rate_text)
     if not known_total and match["unit"]:
         unit = match["unit"]
     is_bytes = unit in _BYTE_UNITS
     divisor = 1024.0 if unit == "iB" else 1000.0
-    n = _scaled(match["n"], match["nscale"], divisor)
+    n = float(n_text) if not n_scale else _scaled(n_text, n_scale, divisor)
     total: float | None = None
     percent: float | None = None
+    remaining = None
     if known_total:
-        total = _scaled(match["total"], match["tscale"], divisor)
+        total_text, total_scale, remaining = match.group("total", "tscale", "remaining")
+        total = float(total_text) if not total_scale else _scaled(total_text, total_scale, divisor)
         # n/total is more precise than the rounded column, unless unit_scale rounded both
         percent = 100.0 * n / total if total > 0 else float(match["pct"])
         percent = min(percent, 100.0)
-    remaining = match["remaining"] if known_total else None
     return BarReading(
-        style=BarStyle.TQDM,
-        description=(match["desc"] or "").strip(),
-        percent=percent,
-        n=n,
-        total=total,
-        unit=unit,
-        is_bytes=is_bytes,
-        rate=rate,
-        elapsed=_seconds(match["elapsed"]),
-        remaining=None if remaining in (None, "?") else _seconds(remaining),
+        _TQDM_STYLE,
+        (desc or "").strip(),
+        percent,
+        n,
+        total,
+        unit,
+        is_bytes,
+        rate,
+        _seconds(elapsed),
+        None if remaining in (None, "?") else _seconds(remaining),
     )
 
 

@@ -197,8 +197,9 @@ class ExecTracker:
         percent, eta = board.overall()
         bar = board.followed()
         current, total = self._amounts(bar, percent)
-        description = bar.description if bar is not None and bar.description else self.command
-        phase = bar.description if bar is not None and bar.description else None
+        shown = bar.reading.description if bar is not None else ""
+        description = shown or self.command
+        phase = shown or None
         if percent is not None and task.percent is not None:
             percent = max(percent, task.percent)  # what the task will show anyway
         # With a percent known, counts that do not move it by 0.1 point are not news (a
