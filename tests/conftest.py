@@ -149,24 +149,32 @@ def docker_client(testbed: Testbed) -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def _remove_image(client: docker.DockerClient, ref: str) -> None:
-    """Remove ``ref``'s image under every tag it has; do nothing if it isn't there."""
+def _remove_image(client: docker.DockerClient, ref: str, registries: tuple[str, ...]) -> None:
+    """Remove ``ref``'s image under every tag it has; do nothing if it isn't there.
+
+    The same image may be tagged only under the *other* registry name (pulled as
+    ``127.0.0.1:5000/dp/x`` while the test pulls ``127.0.0.1:5001/dp/x``): its layers would
+    still be found locally, so both names are looked up.
+    """
     if any(p in ref for p in PROTECTED):
         raise ValueError(f"{ref} is shared by the whole suite; tests must not remove it")
-    try:
-        image = client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        return
-    # Removing by id with force drops every tag (the :5000 and :5001 names) in one call.
-    try:
-        client.images.remove(image.id, force=True)
-    except docker.errors.ImageNotFound:
-        return  # another test session removed it meanwhile
+    path = next((ref[len(r) + 1 :] for r in registries if ref.startswith(r + "/")), None)
+    names = [ref] if path is None else [f"{r}/{path}" for r in registries]
+    for name in names:
+        try:
+            image = client.images.get(name)
+        except docker.errors.ImageNotFound:
+            continue
+        # Removing by id with force drops every tag (the :5000 and :5001 names) in one call.
+        try:
+            client.images.remove(image.id, force=True)
+        except docker.errors.ImageNotFound:
+            continue  # another test session removed it meanwhile
 
 
 @pytest.fixture
-def remove_image(docker_client: docker.DockerClient) -> Callable[[str], None]:
+def remove_image(docker_client: docker.DockerClient, testbed: Testbed) -> Callable[[str], None]:
     def remove(ref: str) -> None:
-        _remove_image(docker_client, ref)
+        _remove_image(docker_client, ref, (testbed.registry, testbed.slow_registry))
 
     return remove
