@@ -255,3 +255,32 @@ def test_cli_follows_a_container_as_json(
     lines = [TaskEvent.from_dict(json.loads(x)) for x in result.stdout.splitlines()]
     assert lines[-1].state is State.DONE
     assert lines[-1].percent == 100
+
+
+JSON = ("--progress", "json")
+
+
+def test_a_missing_container_is_an_error_event_and_exit_status_1(tmp_path: Path) -> None:
+    milestones = tmp_path / "m.toml"
+    milestones.write_text('[[milestone]]\npattern = "ready"\nprogress = 100\n')
+    name = f"dp-no-such-container-{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dockprogress",
+            "logs",
+            name,
+            "--milestones",
+            str(milestones),
+            *JSON,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["task"], e["state"]) for e in events] == [(f"logs:{name}", "error")]
+    assert "No such container" in events[0]["error"]

@@ -55,8 +55,9 @@ from dockprogress.core.logprogress import LogProgress, ProgressHandler
 from dockprogress.core.milestones import MilestoneSet
 from dockprogress.docker.client import connect, translate_errors
 from dockprogress.errors import DockProgressError, EngineError, StreamError
-from dockprogress.events import TaskEvent
+from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.profiles import load_profile, record_run
+from dockprogress.task import Task
 
 __all__ = ["afollow", "follow", "iter_follow"]
 
@@ -129,6 +130,23 @@ def afollow(container: str, **options: Any) -> AsyncIterator[TaskEvent]:
     return aiter_in_thread(lambda: iter_follow(container, **options))
 
 
+#: Chunks (and engine events) waiting for the follower, at most.
+_QUEUE_CHUNKS: Final = 256
+
+
+def _put(
+    sink: queue.Queue[tuple[str, int, Any]], item: tuple[str, int, Any], stop: threading.Event
+) -> bool:
+    """Put ``item`` into the bounded queue, waiting for room; ``False`` once ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            sink.put(item, timeout=0.25)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
 class _Stream:
     """One logs request and the thread that moves its chunks into the queue."""
 
@@ -156,11 +174,11 @@ class _Stream:
     def _read(self) -> None:
         try:
             for chunk in self._response.iter_content(chunk_size=None):
-                if chunk:
-                    self._sink.put((_DATA, self.generation, chunk))
-            self._sink.put((_EOF, self.generation, None))
+                if chunk and not _put(self._sink, (_DATA, self.generation, chunk), self._closed):
+                    return
+            _put(self._sink, (_EOF, self.generation, None), self._closed)
         except Exception as exc:  # any failure of the read is a broken stream
-            self._sink.put((_BROKEN, self.generation, exc))
+            _put(self._sink, (_BROKEN, self.generation, exc), self._closed)
 
     def close(self) -> None:
         if self._closed.is_set():
@@ -200,7 +218,8 @@ class _EventWatcher:
                     break
                 for event in self._stream:
                     action = str(event.get("Action") or event.get("status") or "")
-                    self._sink.put((_ENGINE_EVENT, -1, action))
+                    if not _put(self._sink, (_ENGINE_EVENT, -1, action), self._stop):
+                        break
             except Exception:  # the engine went away: try again while following
                 pass
             self._stop.wait(1.0)
@@ -244,7 +263,9 @@ class _Follower:
         self.restart_grace = restart_grace
         self.detail = dict(detail or {})
         self.priority = priority
-        self.queue: queue.Queue[tuple[str, int, Any]] = queue.Queue()
+        # Bounded: a container that logs faster than the display consumes slows its own
+        # log stream down (the reader thread waits) instead of growing memory.
+        self.queue: queue.Queue[tuple[str, int, Any]] = queue.Queue(maxsize=_QUEUE_CHUNKS)
         self.cursor = LogCursor()
         self.stream: _Stream | None = None
         self.generation = 0
@@ -272,9 +293,22 @@ class _Follower:
 
     def run(self) -> Iterator[TaskEvent]:
         owns_client = self.client is None
-        client = self.client if self.client is not None else connect()
-        api = client.api
-        info = self._inspect(api)
+        try:
+            client = self.client if self.client is not None else connect()
+            api = client.api
+            info = self._inspect(api)
+        except EngineError as exc:
+            # No engine, or no such container: the task ends in error like any other failure.
+            failed = Task(
+                self.task_id or f"logs:{self.container}",
+                Operation.LOGS,
+                Kind.COUNT,
+                description=f"logs of {self.container}",
+                priority=self.priority,
+            ).fail(str(exc))
+            if failed is not None:
+                yield failed
+            raise
         container_id = str(info["Id"])
         name = str(info.get("Name") or self.container).lstrip("/")
         tty = bool(info.get("Config", {}).get("Tty"))
