@@ -113,7 +113,11 @@ def bench_pull_tracker(*, scale: float = 1.0, runs: int = 5) -> tuple[Comparison
     ]
     copies = _copies(40_000 * scale, len(lines))
     messages = len(lines) * copies
-    decoded = [json.loads(line) for line in lines]
+    # Each recording's own messages, decoded, for the tracker-alone baseline.
+    decoded = [
+        [json.loads(line) for line in b"".join(chunks).split(b"\n") if line.strip()]
+        for _, chunks, _ in recordings
+    ]
 
     def subject(copies: int = copies) -> None:
         for _ in range(copies):
@@ -130,10 +134,10 @@ def bench_pull_tracker(*, scale: float = 1.0, runs: int = 5) -> tuple[Comparison
 
     def tracker_alone() -> None:
         for _ in range(copies):
-            for image, _chunks, sizes in recordings:
+            for (image, _chunks, sizes), recorded in zip(recordings, decoded, strict=True):
                 tracker = PullTracker(image, layer_sizes=sizes)
                 tracker.begin()
-                for message in decoded:
+                for message in recorded:
                     tracker.feed(message)
                 tracker.feed_eof()
 
