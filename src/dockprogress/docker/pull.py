@@ -159,18 +159,7 @@ class PullSession:
     def cancel(self, reason: str = "cancelled") -> list[TaskEvent]:
         """End every unfinished task as ``cancelled``; stop the workers."""
         self._stop.set()
-        events: list[TaskEvent] = []
-        for job in self.jobs:
-            with job.lock:
-                tracker = job.tracker or self._new_tracker(job, None, None)
-                event = tracker.cancel(reason)
-            if event is not None:
-                events.append(event)
-        if self._aggregate is not None:
-            event = self._aggregate.cancel(reason)
-            if event is not None:
-                events.append(event)
-        return events
+        return self._end_all(State.CANCELLED, reason)
 
     # ------------------------------------------------------------------ workers
 
@@ -330,15 +319,24 @@ class PullSession:
         )
 
     def _fail_all(self, message: str) -> list[TaskEvent]:
+        return self._end_all(State.ERROR, message)
+
+    def _end_all(self, state: State, message: str) -> list[TaskEvent]:
+        """End every unfinished task (each image's and the aggregate) as ``state``."""
         events: list[TaskEvent] = []
         for job in self.jobs:
             with job.lock:
                 tracker = job.tracker or self._new_tracker(job, None, None)
-                event = tracker.fail(message)
+                event = (
+                    tracker.cancel(message) if state is State.CANCELLED else tracker.fail(message)
+                )
             if event is not None:
                 events.append(event)
         if self._aggregate is not None:
-            event = self._aggregate.fail(message)
+            aggregate = self._aggregate
+            event = (
+                aggregate.cancel(message) if state is State.CANCELLED else aggregate.fail(message)
+            )
             if event is not None:
                 events.append(event)
         return events
