@@ -304,21 +304,18 @@ def analysis(families: list[Family]) -> list[str]:
         top = _profile_top(families, "Profile, pull tracker", 4)
         out += [
             f"**Pull tracker ({verdict('pull tracker')}).** {_number(pull_subject)} messages/s "
-            f"against {_number(floor)} for `json.loads` alone, so JSON decoding is "
-            f"{100 * pull_subject / floor:.0f}% of the time and the tracker "
-            f"({_number(tracker_alone)} messages/s on pre-decoded messages) the rest. The "
-            "tracker already coalesces byte-only events (one `TaskEvent` per 50 ms), so what "
-            "remains is plain Python work per message: the top of this run's profile is "
-            f"{top}. A `Downloading` message goes through `JsonLinesDecoder.decode` and "
-            "`_decode_line` (buffer join, split, `strip()`, length check), then `feed`, "
-            "`_downloading`, two `_count` validations and the layer/share bookkeeping: about "
-            "ten Python calls, each comparable to a `json.loads` of a 100-byte line. Getting "
-            "within 2x of `json.loads` means one or two calls per message: a fast path in "
-            "`feed` for `Downloading` of a known layer with plain int counts (inline the "
-            "arithmetic, skip `_count` when `type(x) is int`), and a decoder loop that "
-            "decodes a chunk's lines in one list comprehension. The engine sends at most a "
-            "few hundred messages a second, so even now the tracker has about 100 times the "
-            "speed a pull needs.",
+            f"against {_number(floor)} for `json.loads` alone "
+            f"({floor / pull_subject:.2f}x its time); the tracker alone, on pre-decoded "
+            f"messages, reads {_number(tracker_alone)} messages/s. Decoding is at the "
+            '`json.loads` floor already (a line that starts with `{"` goes straight to the '
+            "JSON decoder, without `json.loads`'s encoding detection), and byte-only messages "
+            "take a short path with no event (one `TaskEvent` per 50 ms at most). What is left "
+            "is the tracker's own Python per message (the top of this run's profile: "
+            f"{top}) and the events of the messages that change a layer's state. What would "
+            "close the rest: a `feed_many(messages)` that runs the per-message loop inside the "
+            "tracker (one Python call per chunk instead of three per message), or a compiled "
+            "fast path for `Downloading`. The engine sends at most a few hundred messages a "
+            "second, so the tracker already has about 100 times the speed a pull needs.",
             "",
         ]
     ms50 = m("LogProgress.feed_line, 50")
@@ -333,36 +330,32 @@ def analysis(families: list[Family]) -> list[str]:
         ),
         None,
     )
-    guard = [
-        c.baselines[-1].median
-        for f in families
-        for c in f.comparisons
-        if c.title.startswith("Milestones (50)") and c.baselines
-    ]
     if not math.isnan(ms50):
+        top = _profile_top(families, "Profile, LogProgress with 50", 4)
         out += [
             f"**Milestones ({verdict('milestones')}).** With 50 milestones LogProgress reads "
-            f"{_number(ms50)} lines/s. Against the seed's way it wins by far: the faithful "
-            "baseline recompiles every pattern for every line as Go's `regexp.Compile` did, "
-            "which in Python means purging `re`'s cache, and that is the fair one; the "
-            "`re.search(pattern, line)` reading hits `re`'s compiled-pattern cache and so is "
-            "nearly the precompiled loop plus a dictionary lookup per pattern (both are in "
-            "the table). 500k lines/s with 50 patterns would leave 2 microseconds per line, "
-            "for 50 `Pattern.search` calls that cost 0.3 to 1 microsecond each in CPython: "
-            "unreachable with one search per pattern"
+            f"{_number(ms50)} lines/s, events included"
             + (
-                f" (the precompiled loop alone runs {_number(pre50.median)} lines/s)"
+                f", where the plain loop over the 50 precompiled patterns reads "
+                f"{_number(pre50.median)}"
                 if pre50
                 else ""
             )
-            + ". The profile shows `Pattern.search` and the loop in `MilestoneSet.match` as "
-            "nearly all the time. What would close most of it: skip a pattern without "
-            "running it when a literal that every match must contain is absent from the line "
-            "(`literal in line` is a C-level scan; the literal comes from `re._parser` at "
-            "load, as `milestones.py` already parses patterns): the proposal row measures "
-            + (f"{_number(guard[0])} lines/s" if guard else "it")
-            + " on the same lines and patterns. A combined alternation of all patterns was "
-            "tried and is slower than the loop (CPython tries every branch at every position).",
+            + ". The faithful seed baseline recompiles every pattern for every line as Go's "
+            "`regexp.Compile` did (in Python: with `re`'s cache purged); the "
+            "`re.search(pattern, line)` reading hits that cache and is nearly the precompiled "
+            "loop (both are in the table). The set is fast because most lines run no pattern "
+            "at all: each pattern has a guard, plain text that every match must contain "
+            "(read from the parsed pattern at load), and one scan for all guards "
+            "(`core/prefilter.py`) leaves only the patterns whose guard is in the line, still "
+            "tried in declared order. 500k lines/s leaves 2 microseconds per line; the top of "
+            f"this run's profile is {top}: the guard scan, the few lines that pass it, "
+            "LogProgress's own per-line work and the events of the lines that match share the "
+            "time about equally, each near a microsecond of CPython calls. What would close "
+            "it: take a chunk of lines at once (one guard scan over the joined chunk to find "
+            "the candidate lines, no Python call for the others) and coalesce the events of "
+            "matches that come within a few milliseconds. A service writes at most thousands "
+            "of lines a second, so the follower has ample headroom already.",
             "",
         ]
     tty = m("TtyParser")
@@ -377,20 +370,21 @@ def analysis(families: list[Family]) -> list[str]:
             f"{verdict('whole exec tracker')}).** TtyParser reads {_number(tty)} MB/s of tqdm "
             f"output ({tty / pyte:.0f}x pyte on the same bytes) and {_number(rich_tty)} MB/s "
             f"of rich output ({rich_tty / rich_pyte:.0f}x pyte); the whole ExecTracker (frames, "
-            f"bar recognition, task events) {_number(tracker)} MB/s on tqdm. The parser has a "
-            "`str.split` fast path for text without escape sequences, which is what tqdm "
-            "writes; rich redraws with `\\r ESC[2K` and `ESC[1A ESC[2K` around every row, so "
-            "its rows go through the token loop (`_tokens`, `_csi` in the profile), a Python "
-            "branch per escape sequence. What would close it on rich: treat those two "
-            "sequences (the only cursor moves rich makes) as split points in the fast path, "
-            "e.g. one `re.split` on `\\r|\\n|\\x1b\\[(?:1A|2K)` before falling back to the "
-            "token loop. The tracker's cost is per frame (tqdm with `mininterval=0` redraws "
-            "a 100-byte row per item): bar recognition (`_tqdm_reading`), `BarBoard.apply` and "
-            "`overall()` for every frame, even frames that never become an event. What would "
-            "close that: hand the board only the last overwrite of each row per `feed()` "
-            "(about 40 redraws of the same row per 4 KiB read of tqdm output, never seen by "
-            "anyone), in ExecTracker rather than in the chunking-invariant parser. Real "
-            "commands print a few kB/s, so the absolute speed is far beyond need either way.",
+            f"bar recognition, task events) {_number(tracker)} MB/s on tqdm. The parser looks "
+            "for an unfinished escape only after the last ESC or CR of a read, handles rich's "
+            "`ESC[2K`/`ESC[1A` runs in one step and splits plain text with `str.split`. On "
+            "rich output about half of each 4 KiB read is removing colour codes (some 300 SGR "
+            "sequences per read, one `re.sub`). What would close it: strip SGR codes only from "
+            "the rows that can hold a bar (those with a bar glyph or a `%`), which needs the "
+            "row first, or a compiled scanner. The whole tracker's cost is per frame (tqdm "
+            "with `mininterval=0` redraws a 100-byte row per item): recognising a tqdm row is "
+            "about half, the board and the task update the rest, and only one frame in three "
+            "becomes an event. What would close that: recognise only the last redraw of each "
+            "row that arrives within the same clock tick (coalescing by the injected clock, as "
+            "the pull tracker does, keeps the events independent of read boundaries). Real "
+            "commands print a few kB/s, so the absolute speed is far beyond need either way "
+            "(the 50 MB/s row for the whole tracker is this report's own stricter reading, "
+            "not one of the issue's targets).",
             "",
         ]
     unthrottled = targets.get("pull wall time within 5% of docker pull (unthrottled)")
@@ -410,45 +404,44 @@ def analysis(families: list[Family]) -> list[str]:
                 "CLI's first line. Sampled between the pulls, the bare interpreter starts in "
                 f"{_number(_median(families, 'python -c pass'))} s and importing the CLI and "
                 f"the pull adapter takes {_number(_median(families, 'python -c ' + chr(39)))}"
-                " s: nearly all of the start-up is imports (docker-py pulls in requests and "
-                "urllib3, and the package's `__init__` imports the adapters eagerly; "
-                "`python -X importtime` lists them), and the registry's manifest request, "
-                "made before the pull starts, is the small rest (slower through the throttled "
-                "front, which is why the first event comes later there)"
+                " s. The package itself loads lazily (`import dockprogress` and the CLI's "
+                "argument parsing cost about 40 ms of imports); the rest of the start-up is "
+                "docker-py, which brings requests and urllib3 (`python -X importtime` lists "
+                "them), and the registry's manifest request, made before the pull starts "
+                "(slower through the throttled front, which is why the first event comes "
+                "later there)"
                 if first
                 else "no split measured"
             )
-            + ". From the first event to `done` both tools wait on the same engine work. A "
-            "fixed start-up cost is small against a throttled pull and large against a "
-            "2-second loopback one. What would close it: import docker-py only where it is "
-            "used (not from `dockprogress/__init__.py`), or speak to the engine's socket with "
-            "`http.client` (the pull needs one streamed `POST /images/create`), and ask the "
+            + ". From the first event to `done` both tools wait on the same engine work, and "
+            "the client's CPU time is in the table above. What would close it: speak to the "
+            "engine's socket with `http.client` on the pull path (one streamed "
+            "`POST /images/create`; docker-py's import is most of the start-up), and ask the "
             "registry for the manifest in parallel with the pull's start instead of before it.",
             "",
         ]
     logs_p99 = m("logs: p99")
     exec_p99 = m("exec: p99")
     idle = _find(families, "iter_exec, default idle flush")
-    proposal = _find(families, "proposal: iter_exec, idle flush 10 ms: p99")
     if not math.isnan(logs_p99):
         out += [
             f"**Latency (logs {verdict('latency p99 under 100 ms (logs)')}, exec "
             f"{verdict('latency p99 under 100 ms (exec)')}).** A container's log line reaches "
             f"a dashboard client in {_number(m('logs: p50'))} ms p50 / {_number(logs_p99)} ms "
             f"p99; a tqdm update inside an exec in {_number(m('exec: p50'))} / "
-            f"{_number(exec_p99)} ms. The exec path's time is the adapter's idle flush: tqdm "
-            "writes `\\r` + the row and then waits, so the row is only complete when the next "
-            "update starts or when the adapter gives up waiting (`IDLE_FLUSH` = 100 ms "
-            "without output, `local/_pump.py`). Measured on the adapter alone, without the "
-            "server: "
-            + (f"p99 {_number(idle.median)} ms at the default" if idle else "n/a")
-            + (f", {_number(proposal.median)} ms with a 10 ms idle flush" if proposal else "")
-            + ". What would close it: flush the partial row as soon as a read leaves the "
-            "socket empty (the tracker already drops repeats), or lower the idle flush to "
-            "about 10 ms. Both paths also pass the hub's per-client rate cap (10 messages/s "
-            "per task), which can hold an update back by up to 100 ms when the updates come "
-            "at 10 Hz; the share of samples delivered shows how many were coalesced into a "
-            "newer state.",
+            f"{_number(exec_p99)} ms"
+            + (
+                f" (the exec adapter alone, without the server: p99 {_number(idle.median)} ms)"
+                if idle
+                else ""
+            )
+            + ". Two things make it so. tqdm writes `\\r` + the row and then waits, so a row "
+            "is complete only when the next update starts: the read loop (`local/_pump.py`) "
+            "polls right after each read and parses the row being written as soon as nothing "
+            "more is waiting, instead of after 100 ms of silence. And the hub's cap of 10 "
+            "messages a second per task and client is a token bucket holding 2, so a tracker "
+            "that updates at about 10 Hz is not held back by its own jitter (a strict 100 ms "
+            "gap held such updates for up to a whole interval).",
             "",
         ]
     fan_p99 = m("delivery delay p99")
@@ -469,19 +462,13 @@ def analysis(families: list[Family]) -> list[str]:
             f"{_number(m('entries delivered'))}% of the entries a perfect fan-out would send "
             "(the rest were coalesced into newer states, by design). "
             + bound
-            + "Part of every delay is the hub's rate cap (10 messages/s per task per client "
-            "while the publisher also ticks at 10 Hz, so an update may wait up to 100 ms for "
-            "its task's slot). The server was not CPU-bound either, so the rest is queueing "
-            "in its one event loop, which parses each publish request and then writes every "
-            "client's messages one by one; the server was not profiled in this run. What "
-            "would show it: `py-spy record` on the serve process during this benchmark. What "
-            "would likely close it: send a client all its due tasks in one message per "
-            "100 ms tick (one slot per client instead of one per task, so the rate cap never "
-            "splits a publish into several messages), and parse publish bodies off the event "
-            "loop. "
-            "The client that never reads "
-            "costs nothing over time: its mailbox holds one pending message per task "
-            "(coalescing) and its sender blocks on the socket, so the server's RSS moved by "
+            + "Each client gets all its due tasks in one message; the per-task cap is a token "
+            "bucket (10 a second, 2 at once), so updates at the cap's own rate go out at once "
+            "and only a faster task is coalesced. The remaining delay is queueing in the "
+            "server's one event loop, which parses each publish request and then writes every "
+            "client's message in turn. The client that never reads costs nothing over time: "
+            "its mailbox holds one pending message per task (coalescing) and its sender blocks "
+            "on the socket, so the server's RSS moved by "
             f"{_number(m('server RSS growth'))} MB over the window.",
             "",
         ]
