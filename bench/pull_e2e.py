@@ -167,7 +167,12 @@ def run(*, runs: int = 3, registries: tuple[tuple[str, str], ...] = REGISTRIES) 
             Figure("spawn to first event line (start-up + manifest)", "s", firsts, False),
             [
                 Figure("python -c pass (bare interpreter)", "s", bare, False),
-                Figure("python -c 'import dockprogress' (its imports)", "s", imports, False),
+                Figure(
+                    "python -c 'import the CLI and the pull adapter' (their imports)",
+                    "s",
+                    imports,
+                    False,
+                ),
                 Figure("docker: spawn to first output line", "s", docker_first, False),
                 Figure(
                     "dockprogress: first event to done event",
