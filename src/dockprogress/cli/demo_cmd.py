@@ -125,7 +125,9 @@ def _jobs(postgres: str, python: str) -> list[Callable[[], Iterator[TaskEvent]]]
         lambda: iter_pull(f"{SLOW_REGISTRY}/{PULL_IMAGE}", priority=0),
         lambda: iter_follow(postgres, milestones=milestones, priority=1),
         lambda: iter_exec(
-            python, ["python3", "-c", tqdm_script, "bytes", "150", "0.1"], task_id="exec:tqdm"
+            python,
+            ["python3", "-c", tqdm_script, "bytes", "150", "0.1"],
+            task_id=f"exec:{python}:tqdm_demo.py",
         ),
     ]
 
