@@ -24,12 +24,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from importlib import resources
 from typing import Any
 
 from dockprogress.cli.common import add_display_options, run_with_display
 from dockprogress.errors import DockProgressError, EngineError, UsageError
 from dockprogress.events import TaskEvent
+from dockprogress.examples import example_path, example_text
 from dockprogress.sinks.base import Sink
 
 __all__ = ["register", "run"]
@@ -117,10 +117,8 @@ def _jobs(postgres: str, python: str) -> list[Callable[[], Iterator[TaskEvent]]]
     from dockprogress.docker.logs import iter_follow
     from dockprogress.docker.pull import iter_pull
 
-    milestone_file = resources.files("dockprogress.examples") / "postgres-load.toml"
-    with resources.as_file(milestone_file) as path:
-        milestones = load_milestones(path)
-    tqdm_script = _example("tqdm_demo.py")
+    milestones = load_milestones(example_path("postgres-load.toml"))
+    tqdm_script = example_text("tqdm_demo.py")
     return [
         lambda: iter_pull(f"{SLOW_REGISTRY}/{PULL_IMAGE}", priority=0),
         lambda: iter_follow(postgres, milestones=milestones, priority=1),
@@ -185,16 +183,12 @@ class _Both:
 # --------------------------------------------------------------------------------- helpers
 
 
-def _example(name: str) -> str:
-    return (resources.files("dockprogress.examples") / name).read_text(encoding="utf-8")
-
-
 def _start_postgres(client: Any, scale: int) -> Any:
     name = f"{_PREFIX}-postgres"
     _remove_container(client, name)
     return client.containers.run(
         POSTGRES_IMAGE,
-        ["sh", "-c", _example("postgres-load.sh")],
+        ["sh", "-c", example_text("postgres-load.sh")],
         name=name,
         detach=True,
         environment={"PGBENCH_SCALE": str(scale)},
