@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`make demo`, exec part: a real tqdm script's nested bars, run with `dockprogress exec`.
+"""`make demo-exec`: a real tqdm script's nested bars, run with `dockprogress exec`.
 
 Starts a throw-away container of the python fixture image (127.0.0.1:5000/dp/python:1),
 runs src/dockprogress/examples/tqdm_demo.py in it through the CLI, and removes it.
