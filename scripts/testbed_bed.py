@@ -43,7 +43,8 @@ SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # binary (or dpkg package, for busybox-static) -> Debian package that provides it
 REQUIRED = {
-    "docker": "docker.io",
+    # The engine daemon, not the CLI: many images ship a `docker` CLI and no engine.
+    "dockerd": "docker.io",
     "docker-registry": "docker-registry",
     "nginx": "nginx-light",
     "debootstrap": "debootstrap",
