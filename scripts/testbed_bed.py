@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import testbed_images
+import testbed_modern
+from testbed_modern import SetupError
 
 REPO = Path(__file__).resolve().parent.parent
 SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -107,18 +109,25 @@ def pid_running(pidfile: Path, program: str) -> int | None:
     return pid if comm == program[:15] else None
 
 
-def start_background(argv: list[str], log: Path, pidfile: Path) -> subprocess.Popen[bytes]:
+def start_background(
+    argv: list[str], log: Path, pidfile: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start ``argv`` in its own session (it outlives this script); record its pid."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    if env is None:
+        env = {**os.environ, "PATH": SBIN_PATH + ":" + os.environ.get("PATH", "")}
     with log.open("ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "PATH": SBIN_PATH + ":" + os.environ.get("PATH", "")},
-        )
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
+        except OSError as exc:
+            raise SetupError(f"cannot start {argv[0]}: {exc.strerror}") from exc
     pidfile.write_text(f"{proc.pid}\n")
     return proc
 
@@ -167,7 +176,20 @@ def wait_until(check: object, what: str, timeout: float, proc: subprocess.Popen[
 # ---------------------------------------------------------------- packages
 
 
-def missing_packages() -> tuple[list[str], list[str]]:
+def search_path() -> str:
+    """Where the bed looks for programs: ``TESTBED_PATH`` if set, else PATH and the sbin dirs
+    (a non-root PATH often lacks /usr/sbin, where dockerd lives)."""
+    return os.environ.get("TESTBED_PATH") or SBIN_PATH + ":" + os.environ.get("PATH", "")
+
+
+def missing_packages(path: str | None = None) -> tuple[list[str], list[str]]:
+    """Debian packages (required, optional) whose program is not on ``path``.
+
+    A machine may have a ``docker`` CLI and no engine: the engine's daemon, ``dockerd``, is
+    what is looked for, so such a machine gets ``docker.io``.
+    """
+    path = search_path() if path is None else path
+
     def have(name: str) -> bool:
         if name == "busybox-static":  # /bin/busybox may be the dynamic build
             probe = subprocess.run(
@@ -177,7 +199,7 @@ def missing_packages() -> tuple[list[str], list[str]]:
                 check=False,
             )
             return probe.stdout.strip() == "install ok installed"
-        return shutil.which(name, path=SBIN_PATH + ":" + os.environ.get("PATH", "")) is not None
+        return shutil.which(name, path=path) is not None
 
     required = sorted({pkg for name, pkg in REQUIRED.items() if not have(name)})
     optional = sorted({pkg for name, pkg in OPTIONAL.items() if not have(name)})
@@ -210,10 +232,23 @@ def ensure_packages() -> None:
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
     try:
-        subprocess.run(["apt-get", "update"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", *packages], check=True, env=env
-        )
+        for argv in (
+            ["apt-get", "update"],
+            ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+        ):
+            try:
+                run = subprocess.run(argv, check=False, env=env)
+            except OSError as exc:
+                raise SetupError(
+                    f"missing {' '.join(packages)} and cannot run {argv[0]} ({exc.strerror});"
+                    f" install them: apt-get install -y {' '.join(packages)}"
+                ) from exc
+            if run.returncode != 0:
+                raise SetupError(
+                    f"`{' '.join(argv[:2])}` exited {run.returncode} while installing"
+                    f" {' '.join(packages)}; see its output above, then run:"
+                    f" apt-get update && apt-get install -y {' '.join(packages)}"
+                )
     finally:
         if added_policy:
             policy.unlink(missing_ok=True)
@@ -250,6 +285,10 @@ def ensure_engine(cfg: Config) -> int | None:
             "testbed: no Docker engine answers and only root can start one.\n"
             "  start one (`sudo dockerd --bridge=none --iptables=false &`), or add yourself to\n"
             "  the docker group, or run `sudo scripts/testbed up` once"
+        )
+    if shutil.which("dockerd", path=search_path()) is None:
+        raise SetupError(
+            "no Docker engine answers and dockerd is missing: apt-get install -y docker.io"
         )
     say("no engine answers: starting dockerd --bridge=none --iptables=false")
     proc = start_background(
@@ -393,12 +432,41 @@ def bed_lock(cfg: Config) -> Iterator[None]:
         yield
 
 
+def engine_entry(docker_host: str, **extra: object) -> dict[str, object]:
+    """What the tests need to know of one engine: address, version, API, image store."""
+    info = testbed_modern.engine_info(docker_host) or {}
+    return {
+        "docker_host": docker_host,
+        "version": info.get("ServerVersion"),
+        "containerd_store": testbed_modern.containerd_store(info) if info else None,
+        **extra,
+    }
+
+
+def engines(cfg: Config) -> dict[str, dict[str, object]]:
+    found = {"classic": engine_entry(classic_host())}
+    if testbed_modern.enabled():
+        modern = testbed_modern.from_env(cfg.state_dir)
+        found["modern"] = engine_entry(
+            modern.docker_host,
+            tls_host=modern.tls_host,
+            cert_path=str(modern.tls_dir),
+            buildx=str(modern.buildx),
+        )
+    return found
+
+
+def classic_host() -> str:
+    return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+
+
 def write_state(cfg: Config, pids: dict[str, int | None]) -> dict[str, object]:
     state: dict[str, object] = {
         "registry": cfg.registry,
         "slow_registry": cfg.slow_registry,
         "rate": cfg.rate,
-        "docker_host": os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        "docker_host": classic_host(),
+        "engines": engines(cfg),
         "images": {
             key: f"{cfg.registry}/{spec['ref']}" for key, spec in testbed_images.specs().items()
         },
@@ -418,6 +486,16 @@ def up(cfg: Config, skip_debian: bool) -> int:
         pids["registry"] = ensure_registry(cfg)
         pids["nginx"] = ensure_front(cfg)
         testbed_images.ensure_all(cfg.registry, cfg.state_dir / "cache", skip_debian=skip_debian)
+        if testbed_modern.enabled():
+            modern = testbed_modern.from_env(cfg.state_dir)
+            pids |= testbed_modern.ensure(modern, say, start_background, wait_until, pid_running)
+            shared = [
+                f"{cfg.registry}/{spec['ref']}"
+                for key, spec in testbed_images.specs().items()
+                if key in testbed_modern.SHARED_IMAGES
+                and not (skip_debian and spec.get("kind") == "debootstrap")
+            ]
+            testbed_modern.ensure_images(modern, shared, say)
         if skip_debian:
             say("--skip-debian: state.json not written (the bed is not complete)")
         else:
@@ -431,6 +509,9 @@ def down(cfg: Config) -> int:
         (cfg.state_dir / "state.json").unlink(missing_ok=True)
         stop_pid(cfg.state_dir / "nginx-master.pid", "nginx")
         stop_pid(cfg.state_dir / "registry.pid", "docker-registry")
+        modern = testbed_modern.from_env(cfg.state_dir)
+        stop_pid(modern.dockerd_pidfile, "dockerd", grace=40.0)
+        stop_pid(modern.containerd_pidfile, "containerd", grace=20.0)
         stop_pid(cfg.state_dir / "dockerd.pid", "dockerd", grace=40.0)
     say("down (registry storage and image cache kept in .testbed/ for the next up)")
     return 0
@@ -448,6 +529,18 @@ def status(cfg: Config, as_json: bool) -> int:
         "state_file": (cfg.state_dir / "state.json").exists(),
         "images": {},
     }
+    modern_ok = True
+    if testbed_modern.enabled():
+        modern = testbed_modern.from_env(cfg.state_dir)
+        info = testbed_modern.engine_info(modern.docker_host)
+        modern_ok = info is not None
+        report["modern_engine"] = {
+            "docker_host": modern.docker_host,
+            "answers": modern_ok,
+            "version": info.get("ServerVersion") if info else None,
+            "containerd_store": testbed_modern.containerd_store(info) if info else None,
+            "pid": pid_running(modern.dockerd_pidfile, "dockerd"),
+        }
     images: dict[str, dict[str, bool]] = {}
     for key, spec in testbed_images.specs().items():
         ref = f"{cfg.registry}/{spec['ref']}"
@@ -456,8 +549,10 @@ def status(cfg: Config, as_json: bool) -> int:
             "local": engine and testbed_images.local_has(ref),
         }
     report["images"] = images
-    ok = all(report[k] for k in ("engine", "registry", "slow_registry", "state_file")) and all(
-        v["registry"] for v in images.values()
+    ok = (
+        all(report[k] for k in ("engine", "registry", "slow_registry", "state_file"))
+        and all(v["registry"] for v in images.values())
+        and modern_ok
     )
     report["ok"] = ok
     if as_json:
@@ -479,6 +574,14 @@ def status(cfg: Config, as_json: bool) -> int:
             f"slow registry  {cfg.slow_registry} {up_down(report['slow_registry'])}"
             f" ({who(report['nginx_pid'])}, limit_rate {cfg.rate})"
         )
+        if "modern_engine" in report:
+            m = report["modern_engine"]
+            assert isinstance(m, dict)
+            print(
+                f"modern engine  {m['docker_host']} {up_down(m['answers'])}"
+                f" (Docker {m['version']}, containerd store {m['containerd_store']},"
+                f" {who(m['pid'])})"
+            )
         for key, where in images.items():
             marks = ", ".join(k for k, v in where.items() if v) or "missing"
             print(f"image {key:<9}{cfg.registry}/{testbed_images.specs()[key]['ref']}: {marks}")
@@ -486,7 +589,44 @@ def status(cfg: Config, as_json: bool) -> int:
     return 0 if ok else 1
 
 
+def host(cfg: Config, name: str, as_env: bool) -> int:
+    """Print an engine's DOCKER_HOST value (``--env``: the shell lines that select it)."""
+    modern = testbed_modern.from_env(cfg.state_dir)
+    if name == "classic":
+        lines = {"DOCKER_HOST": classic_host()}
+    elif not testbed_modern.enabled():
+        raise SetupError("TESTBED_MODERN=0: this bed has no modern engine")
+    elif name == "modern":
+        lines = {"DOCKER_HOST": modern.docker_host}
+    else:  # tls
+        lines = {
+            "DOCKER_HOST": modern.tls_host,
+            "DOCKER_TLS_VERIFY": "1",
+            "DOCKER_CERT_PATH": str(modern.tls_dir),
+        }
+    if as_env:
+        for key, value in lines.items():
+            print(f"export {key}={value}")
+    else:
+        print(lines["DOCKER_HOST"])
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    """Run a command; a set-up failure is one line that says what to do, never a traceback."""
+    try:
+        return _main(argv)
+    except SetupError as exc:
+        print(f"testbed: {exc}", file=sys.stderr)
+    except subprocess.CalledProcessError as exc:
+        argv0 = exc.cmd[0] if isinstance(exc.cmd, list) else exc.cmd
+        print(f"testbed: {argv0} exited {exc.returncode}; see its output above", file=sys.stderr)
+    except OSError as exc:
+        print(f"testbed: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+    return 1
+
+
+def _main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="scripts/testbed", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="bring the bed up (idempotent)")
@@ -496,12 +636,17 @@ def main(argv: list[str]) -> int:
     sub.add_parser("down", help="stop what `up` started")
     p_status = sub.add_parser("status", help="report; exit 0 only when all is up")
     p_status.add_argument("--json", action="store_true")
+    p_host = sub.add_parser("host", help="print an engine's DOCKER_HOST value")
+    p_host.add_argument("engine", choices=("classic", "modern", "tls"))
+    p_host.add_argument("--env", action="store_true", help="print export lines instead")
     args = parser.parse_args(argv)
     cfg = Config.from_env()
     if args.command == "up":
         return up(cfg, args.skip_debian)
     if args.command == "down":
         return down(cfg)
+    if args.command == "host":
+        return host(cfg, args.engine, args.env)
     return status(cfg, args.json)
 
 

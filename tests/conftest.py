@@ -10,6 +10,15 @@ Fixtures other test files rely on (keep these names):
 - ``docker_client`` (session): a ``docker.DockerClient`` for the bed's engine.
 - ``remove_image`` (function): ``remove_image(ref)`` removes that image with every tag it
   has (the :5000 and :5001 names alike), so the next pull downloads it again.
+- ``engine`` (session, parametrized ``classic`` / ``modern``): an :class:`Engine` of the bed:
+  Docker 20.10 with the classic image store, and Docker 26.1 with the containerd image store
+  (``scripts/testbed host classic|modern``). A test suite runs on both engines by asking for
+  it; ``on_engine`` (function) also points ``DOCKER_HOST`` at it for the test, so code that
+  finds the engine as the docker CLI does (the trackers, the CLI, subprocesses) uses it.
+  ``engine_client`` is a ``docker.DockerClient`` for it. The pull, logs and exec suites
+  (tests/{pull,logs,exec}/conftest.py) make ``docker_client`` that engine's client and use
+  ``on_engine`` for every ``engine``-marked test, so their engine tests run twice, ids
+  ``[classic]`` and ``[modern]``.
 
 Every test marked ``engine`` gets ``testbed`` automatically. When the bed cannot be brought
 up such a test is skipped with the reason, except under ``CI=true``, where it fails: CI must
@@ -39,6 +48,23 @@ PROTECTED = ("dp/base:", "dp/python:", "dp/postgres:")
 
 
 @dataclass(frozen=True)
+class Engine:
+    """One engine of the bed, as ``scripts/testbed`` recorded it in state.json."""
+
+    name: str  # "classic" or "modern"
+    docker_host: str
+    version: str
+    containerd_store: bool
+    tls_host: str | None = None
+    cert_path: str | None = None
+    buildx: str | None = None
+
+    @property
+    def major(self) -> int:
+        return int(self.version.split(".")[0])
+
+
+@dataclass(frozen=True)
 class Testbed:
     """Addresses and image names of the running test bed (from ``.testbed/state.json``)."""
 
@@ -47,6 +73,7 @@ class Testbed:
     rate: str
     docker_host: str
     images: dict[str, str] = field(repr=False)
+    engines: dict[str, Engine] = field(default_factory=dict, repr=False)
 
     @property
     def base(self) -> str:
@@ -101,6 +128,18 @@ def _read_state() -> Testbed | None:
         rate=state["rate"],
         docker_host=state["docker_host"],
         images=dict(state["images"]),
+        engines={
+            name: Engine(
+                name=name,
+                docker_host=entry["docker_host"],
+                version=str(entry.get("version") or "0"),
+                containerd_store=bool(entry.get("containerd_store")),
+                tls_host=entry.get("tls_host"),
+                cert_path=entry.get("cert_path"),
+                buildx=entry.get("buildx"),
+            )
+            for name, entry in state.get("engines", {}).items()
+        },
     )
     if _answers(bed.registry) and _answers(bed.slow_registry):
         return bed
@@ -178,3 +217,37 @@ def remove_image(docker_client: docker.DockerClient, testbed: Testbed) -> Callab
         _remove_image(docker_client, ref, (testbed.registry, testbed.slow_registry))
 
     return remove
+
+
+ENGINES = ("classic", "modern")
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request: pytest.FixtureRequest, testbed: Testbed) -> Engine:
+    found = testbed.engines.get(request.param)
+    if found is None:
+        _unavailable(
+            f"the {request.param} engine is not in the bed's state.json"
+            " (TESTBED_MODERN=0, or a bed from before the modern engine: run `scripts/testbed up`)"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def engine_client(engine: Engine) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=engine.docker_host, timeout=120)
+    try:
+        client.ping()
+    except docker.errors.DockerException as exc:
+        _unavailable(f"the {engine.name} engine at {engine.docker_host} does not answer: {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def on_engine(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:
+    """Point DOCKER_HOST at ``engine`` for this test (and the processes it starts)."""
+    monkeypatch.setenv("DOCKER_HOST", engine.docker_host)
+    for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+    return engine

@@ -22,7 +22,7 @@ from dockprogress.errors import ExecError
 from dockprogress.events import State, TaskEvent
 from tests.contract import assert_event_lines, assert_event_output
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("on_engine")]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "src" / "dockprogress" / "examples"
 TQDM = ["python3", "-c", (EXAMPLES / "tqdm_demo.py").read_text()]

@@ -23,7 +23,7 @@ from dockprogress.events import State, TaskEvent
 from dockprogress.examples import example_path, example_text
 from tests.logs.socket_proxy import SocketProxy
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("on_engine")]
 
 TICKS = 400
 TICK_SCRIPT = (

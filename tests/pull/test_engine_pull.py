@@ -27,7 +27,7 @@ from tests.conftest import Testbed as Bed
 from tests.contract import assert_event_lines, assert_event_output
 from tests.pull.nginx_proxy import ThrottledProxy
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.usefixtures("on_engine")]
 
 
 def _layer_sizes(registry: str, ref: str) -> dict[str, int]:
