@@ -174,6 +174,25 @@ def build_layers(ref: str, spec: dict[str, Any], registry: str, work: Path) -> N
     shutil.rmtree(context)
 
 
+def build_manyfiles(ref: str, spec: dict[str, Any], work: Path) -> None:
+    """One layer of many small files (``files`` of ``bytes`` each, random): slow to unpack
+    for its size, as real layers of source trees and packages are."""
+    rng = random.Random(spec["seed"])
+    tar_path = work / "manyfiles.tar"
+    per_dir = 500
+    with tarfile.open(tar_path, "w") as tar:
+        for n in range(spec["files"]):
+            folder = f"data/d{n // per_dir:04d}"
+            if n % per_dir == 0:
+                tar.addfile(_tar_entry(folder, tarfile.DIRTYPE, 0o755))
+            info = _tar_entry(f"{folder}/f{n:06d}", tarfile.REGTYPE, 0o644)
+            data = rng.randbytes(spec["bytes"])
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    docker("import", str(tar_path), ref, quiet=True)
+    tar_path.unlink()
+
+
 # ---------------------------------------------------------------- debootstrap images
 
 
@@ -296,6 +315,8 @@ def ensure_all(registry: str, work: Path, skip_debian: bool = False) -> None:
                 build_busybox(ref, work)
             elif spec["kind"] == "layers":
                 build_layers(ref, spec, registry, work)
+            elif spec["kind"] == "manyfiles":
+                build_manyfiles(ref, spec, work)
             else:
                 build_debootstrap(key, ref, spec, work)
         say(f"{ref}: pushing")

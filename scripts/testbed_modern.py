@@ -251,6 +251,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 
 [ttrpc]
   address = "{modern.run_dir / "containerd.sock.ttrpc"}"
+
+# Collect garbage after every deletion (the default waits for 100 changes): a removed
+# image's layers really leave, so the next pull of it downloads them again, as tests need.
+[plugins."io.containerd.gc.v1.scheduler"]
+  deletion_threshold = 1
+  schedule_delay = "0s"
+  startup_delay = "100ms"
 """
 
 
@@ -309,6 +316,7 @@ def ensure(
     if pid_running(modern.containerd_pidfile, "containerd") is None:
         config = modern.home / "containerd.toml"
         config.write_text(containerd_config(modern))
+        modern.containerd_socket.unlink(missing_ok=True)  # a stale one would pass the wait
         say("starting Debian 13's containerd for the modern engine")
         proc = start(
             [str(modern.root / "usr/bin/containerd"), "--config", str(config)],
@@ -379,3 +387,19 @@ def ensure_images(modern: Modern, refs: list[str], say: Say) -> None:
             ["docker", "-H", modern.docker_host, "pull", "-q", ref], f"pull {ref} (modern)", env=env
         )
         say(f"{ref}: pulled into the modern engine in {time.monotonic() - t0:.1f} s")
+    drop_leases(modern)
+
+
+def drop_leases(modern: Modern) -> None:
+    """Drop leftover leases in the engine's containerd namespace.
+
+    Seen on a first start: two leases (24 h expiry) that kept every layer pulled meanwhile,
+    so a removed image's layers stayed and its next pull downloaded nothing. Tests need a
+    removed image to be gone; no pull is running while the bed comes up.
+    """
+    ctr = [str(modern.root / "usr/bin/ctr"), "-a", str(modern.containerd_socket), "-n", "moby"]
+    found = subprocess.run(
+        [*ctr, "leases", "ls", "-q"], capture_output=True, text=True, check=False
+    )
+    for lease in found.stdout.split():
+        subprocess.run([*ctr, "leases", "rm", lease], capture_output=True, check=False)

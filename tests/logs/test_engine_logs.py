@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -98,7 +99,9 @@ def test_postgres_example_calibrated_second_run(
 def test_cut_streams_lose_and_double_no_line(
     docker_client: docker.DockerClient, testbed: object, containers: list[str], tmp_path: Path
 ) -> None:
-    proxy = SocketProxy(tmp_path / "engine.sock")
+    # In front of the engine under test (the classic or the modern one).
+    upstream = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+    proxy = SocketProxy(tmp_path / "engine.sock", upstream=upstream)
     client = docker.DockerClient(base_url=proxy.url)
     name = run_container(docker_client, containers, testbed.base, TICK_SCRIPT)  # type: ignore[attr-defined]
     seen: list[str] = []

@@ -77,11 +77,28 @@ def replay(
     *,
     sizes: dict[str, int] | None,
     raw_percents: list[float] | None = None,
+    containerd_store: bool = False,
+    unpack_rate: float | None = None,
+    tick: float | None = None,
+    tracker_out: list[PullTracker] | None = None,
 ) -> list[TaskEvent]:
-    """Feed ``pieces`` (the recording's bytes cut anyhow, maybe with junk) and collect events."""
+    """Feed ``pieces`` (the recording's bytes cut anyhow, maybe with junk) and collect events.
+
+    ``tick`` (seconds): also call :meth:`PullTracker.tick` at every multiple of it between
+    two messages' arrival times, as the adapter does while the engine is silent; the ticks
+    follow the recorded times, so the events still do not depend on the cuts.
+    """
     times = [EPOCH + t for t, _ in recording.messages()]
     now = [EPOCH]
-    tracker = PullTracker(recording.image, layer_sizes=sizes, clock=lambda: now[0])
+    tracker = PullTracker(
+        recording.image,
+        layer_sizes=sizes,
+        clock=lambda: now[0],
+        containerd_store=containerd_store,
+        unpack_rate=unpack_rate,
+    )
+    if tracker_out is not None:
+        tracker_out.append(tracker)
     decoder = JsonLinesDecoder()
     events: list[TaskEvent] = []
     first = tracker.begin()
@@ -93,7 +110,16 @@ def replay(
         nonlocal index
         for message in messages:
             if _is_engine_message(message):
-                now[0] = times[index] if index < len(times) else now[0]
+                arrival = times[index] if index < len(times) else now[0]
+                if tick is not None:
+                    step = int((now[0] - EPOCH) / tick) + 1
+                    while EPOCH + step * tick < arrival:
+                        now[0] = EPOCH + step * tick
+                        ticked = tracker.tick()
+                        if ticked is not None:
+                            events.append(ticked)
+                        step += 1
+                now[0] = arrival
                 index += 1
             event = tracker.feed(message)
             if raw_percents is not None:

@@ -42,10 +42,24 @@ The task (id ``pull:<image>``, operation ``pull``, kind ``download``) reports:
 Per layer (keyed by the 12-hex short digest, the stream's ``id``), downloaded bytes never go
 down: a download resumed after ``Retrying in N seconds`` starts again at 0 of
 ``size - offset``, so the layer counts ``max(before, offset + current)`` with
-``offset = size - new_total``. An engine with the containerd image store reports
-``Extracting`` in seconds (``units: "s"``, no total): the layer is shown extracting, and its
-extraction counts as done at ``Pull complete``. Messages for an id never announced add a
-layer (the total grows and is flagged not exact; percent holds).
+``offset = size - new_total``. Messages for an id never announced add a layer (the total
+grows and is flagged not exact; percent holds).
+
+**The containerd image store** (Docker 26 and later with it; the default from 29) tells less:
+it never says ``Already exists`` (a layer it has is simply not named), Docker 26 sends no
+``Extracting`` at all (``Download complete`` carries ``hidecounts``, and the layers unpack
+silently before ``Digest:``), and Docker 28–29 send ``Extracting`` as seconds spent
+(``units: "s"``, no total). So, with ``containerd_store=True`` (the adapter asks the engine)
+or once the stream shows either sign:
+
+* at the first byte, manifest layers the stream has not named are the ones the engine has:
+  they leave the total before the first ``Downloading`` byte is counted, as ``Already
+  exists`` does on the classic store (one named later comes back, the total flagged inexact);
+* extraction is estimated from a learned unpack rate (:mod:`dockprogress.core.unpack`), so
+  the bar keeps moving through the silent phase, with an ETA, never past what the engine
+  confirms; :meth:`PullTracker.tick` moves it while the engine says nothing, ``detail
+  ["extraction"]`` says it is estimated, and :attr:`PullTracker.unpack_sample` gives the
+  bytes and seconds observed, for the adapter to learn the rate from.
 
 An ``errorDetail`` (or ``error``, or the engine's refusal body ``{"message": …}``) message
 ends the task in state ``error`` with the engine's message; :attr:`PullTracker.error` then
@@ -60,6 +74,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Final
 
+from dockprogress.core.unpack import DEFAULT_UNPACK_RATE, estimated_fraction, rate_from_finish
 from dockprogress.errors import PullError
 from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.task import Clock, Task
@@ -91,6 +106,11 @@ _BUSY_DOWNLOADING: Final = (
     LayerState.VERIFYING,
 )
 
+# Statuses that come only once bytes move (the containerd store's first-byte rule).
+_BYTE_STATUSES: Final = frozenset(
+    {"Downloading", "Download complete", "Verifying Checksum", "Extracting", "Pull complete"}
+)
+
 # The engine's status words for layers, mapped to our states (those needing numbers are
 # handled apart). Anything else with an ``id`` is an unknown layer status and is ignored.
 _SIMPLE_STATUS: Final = {
@@ -120,10 +140,25 @@ _FLOAT_RANGE: Final = 1 << 1000
 
 
 class _Layer:
-    __slots__ = ("downloaded", "extract_seconds", "extracted", "share", "size", "state")
+    __slots__ = (
+        "done_at",
+        "downloaded",
+        "estimate",
+        "extract_seconds",
+        "extract_seen",
+        "extracted",
+        "named",
+        "share",
+        "size",
+        "state",
+    )
 
-    def __init__(self, size: int | None) -> None:
+    def __init__(self, size: int | None, *, named: bool = True) -> None:
         self.size = size
+        self.named = named  # the stream has mentioned it (manifest layers start unnamed)
+        self.extract_seen = 0.0  # when extract_seconds was reported (seconds mode)
+        self.estimate = 0.0  # highest estimated extracted bytes shown (containerd store)
+        self.done_at: float | None = None  # when its download completed
         self.state = LayerState.PENDING
         self.downloaded = 0  # monotonic, bytes of the whole blob
         self.extracted = 0  # monotonic, compressed bytes read by extraction
@@ -135,7 +170,9 @@ class PullTracker:
     """One image pull: engine messages in (:meth:`feed`), events out. No I/O."""
 
     __slots__ = (
+        "_byte_seen",
         "_clock",
+        "_containerd",
         "_counts",
         "_dirty",
         "_downloaded",
@@ -146,8 +183,11 @@ class PullTracker:
         "_last_emit",
         "_layers",
         "_manifest_sizes",
+        "_sample",
+        "_seconds_mode",
         "_share_sum",
         "_total",
+        "_unpack_rate",
         "detail_interval",
         "digest",
         "error",
@@ -173,8 +213,15 @@ class PullTracker:
         detail_interval: float = 0.5,
         min_interval: float = 0.05,
         extra_detail: Mapping[str, Any] | None = None,
+        containerd_store: bool = False,
+        unpack_rate: float | None = None,
     ) -> None:
         self.image = image
+        self._containerd = containerd_store
+        self._unpack_rate = unpack_rate if unpack_rate and unpack_rate > 0 else DEFAULT_UNPACK_RATE
+        self._byte_seen = False
+        self._seconds_mode = False  # the engine tells extraction seconds (Docker 28-29)
+        self._sample = [0.0, 0.0]  # bytes and seconds of unpacking observed (estimated mode)
         self.extra_detail = dict(extra_detail or {})
         self.extract_weight = extract_weight
         self.detail_interval = detail_interval
@@ -219,6 +266,23 @@ class PullTracker:
     def ended(self) -> bool:
         return self.task.ended
 
+    @property
+    def extraction_estimated(self) -> bool:
+        """``True`` on the containerd store: extraction bytes are estimated, not told."""
+        return self._containerd
+
+    @property
+    def unpack_sample(self) -> tuple[float, float] | None:
+        """Compressed bytes unpacked and the seconds it took, as observed during this pull
+        (containerd store only; ``None`` when nothing was measured)."""
+        nbytes, seconds = self._sample
+        return (nbytes, seconds) if nbytes > 0 and seconds > 0 else None
+
+    @property
+    def unpack_rate(self) -> float:
+        """The rate (compressed bytes/s) the extraction estimate uses."""
+        return self._unpack_rate
+
     # ----------------------------------------------------------------- feeding
 
     def begin(self) -> TaskEvent | None:
@@ -237,6 +301,16 @@ class PullTracker:
         if not isinstance(status, str) or not isinstance(layer_id, str):
             return self._feed_other(message, status)
         layer = self._layers.get(layer_id)
+        if layer is not None and not layer.named:
+            if layer.state is LayerState.PRESENT:  # named after the first byte after all
+                self._unmake_present(layer)
+            layer.named = True
+        if not self._byte_seen and status in _BYTE_STATUSES:
+            self._first_byte(status, message.get("progressDetail"))
+        elif status == "Download complete" and not self._containerd:
+            progress = message.get("progressDetail")
+            if isinstance(progress, dict) and progress.get("hidecounts"):
+                self._on_containerd()
         if status == "Downloading":
             return self._downloading(layer_id, layer, message.get("progressDetail"))
         if status == "Extracting":
@@ -264,8 +338,18 @@ class PullTracker:
                 self._download_done(layer)
             elif new_state is LayerState.COMPLETE:
                 self._download_done(layer)
+                if layer.extract_seconds is not None:  # seconds mode: a measured layer
+                    self._sample[0] += layer.size or 0
+                    self._sample[1] += layer.extract_seconds + self._clock() - layer.extract_seen
                 self._set_extracted(layer, layer.size, complete=True)
             self._set_state(layer, new_state)
+        return self._emit(None)
+
+    def tick(self) -> TaskEvent | None:
+        """Call while the engine is silent (a few times a second): moves the estimated
+        extraction of the containerd store along. ``None`` when there is nothing to move."""
+        if self.task.ended or not self._containerd or not self._estimating():
+            return None
         return self._emit(None)
 
     def feed_eof(self) -> TaskEvent | None:
@@ -277,6 +361,95 @@ class PullTracker:
         if self.task.total is None:  # nothing to download, no manifest: 0 bytes of 0
             self.task.total = float(self._total)
         return self.task.finish(description=self.status, detail=self._detail())
+
+    # ------------------------------------------------------ containerd store
+
+    def _first_byte(self, status: str, progress: Any) -> None:
+        """The first message that moves bytes: on the containerd store, the manifest's layers
+        the stream has not named are present (it never says ``Already exists``)."""
+        self._byte_seen = True
+        if isinstance(progress, dict) and (progress.get("hidecounts") or progress.get("units")):
+            self._containerd = True
+        if self._containerd:
+            self._unnamed_are_present()
+
+    def _on_containerd(self) -> None:
+        """The stream shows the containerd store (the adapter did not say so)."""
+        self._containerd = True
+        self._unnamed_are_present()
+
+    def _unnamed_are_present(self) -> None:
+        if not self._has_manifest:
+            return
+        for layer in self._layers.values():
+            if not layer.named and layer.state is LayerState.PENDING:
+                self._make_present(layer)
+
+    def _unmake_present(self, layer: _Layer) -> None:
+        """A layer taken as present is named after all: it is downloaded, the total grows."""
+        self._set_state(layer, LayerState.PENDING)
+        self._total += layer.size or 0
+        self._exact = False
+
+    def _estimating(self) -> bool:
+        counts = self._counts
+        return bool(
+            counts.get(LayerState.EXTRACTING)
+            or (not self._seconds_mode and counts.get(LayerState.DOWNLOADED))
+        )
+
+    def _estimate(self, now: float) -> tuple[float, float]:
+        """Estimated unpacked bytes beyond those the engine confirmed, and the raw bytes left
+        (for the ETA), over the layers whose extraction is not told in bytes.
+
+        Seconds mode: each layer from the seconds it reported. Silent mode: a virtual
+        unpacker takes the downloaded layers in the image's order (a layer unpacks on its
+        parent), each from when both it is downloaded and its parent is done, at the rate.
+        Each layer's estimate only grows: shown 90 % unpacked, it stays so until the engine
+        says more.
+        """
+        rate = self._unpack_rate
+        shown = left = 0.0
+        cursor = float("-inf")
+        blocked = False
+        for layer in self._layers.values():
+            state = layer.state
+            if state is LayerState.COMPLETE or state is LayerState.PRESENT:
+                continue
+            size = (layer.size or 0) - layer.extracted
+            guess = 0.0
+            if state is LayerState.EXTRACTING and layer.extract_seconds is not None:
+                seconds = layer.extract_seconds + now - layer.extract_seen
+                guess = layer.extracted + size * estimated_fraction(rate, seconds, size)
+                left += max(size - rate * seconds, 0.0)
+            elif state is LayerState.DOWNLOADED and not self._seconds_mode and not blocked:
+                start = max(cursor, layer.done_at if layer.done_at is not None else now)
+                need = size / rate
+                cursor = start + need
+                if now > start:
+                    guess = layer.extracted + size * estimated_fraction(rate, now - start, size)
+            elif state is not LayerState.DOWNLOADED:
+                blocked = True  # its children cannot unpack before it
+            layer.estimate = max(layer.estimate, guess)
+            if layer.estimate > layer.extracted:
+                shown += layer.estimate - layer.extracted
+        if cursor > now:  # the virtual unpacker's own time left, in bytes at the rate
+            left += (cursor - now) * rate
+        return shown, left
+
+    def _measure_silent(self, end: float) -> None:
+        """Docker 26's silent unpacking ended at ``end``: the rate at which the virtual
+        unpacker (see :meth:`_estimate`) would have finished then is what was observed."""
+        layers = [
+            (layer.done_at, float((layer.size or 0) - layer.extracted))
+            for layer in self._layers.values()
+            if layer.state is LayerState.DOWNLOADED and layer.done_at is not None
+        ]
+        nbytes = sum(size for _, size in layers)
+        rate = rate_from_finish(layers, end)
+        if nbytes > 0 and rate is not None:
+            self._sample[0] += nbytes
+            self._sample[1] += nbytes / rate
 
     def fail(self, message: str) -> TaskEvent | None:
         """End in ``error`` (an adapter's connection error, say); :attr:`error` is set."""
@@ -323,8 +496,12 @@ class PullTracker:
         if isinstance(progress, dict):
             current = _count(progress.get("current"))
             if progress.get("units") == "s" or not _count(progress.get("total")):
-                # containerd store: seconds spent, no total; counted at Pull complete.
+                # containerd store: seconds spent, no total; estimated until Pull complete.
+                if not self._containerd:
+                    self._on_containerd()
+                self._seconds_mode = True  # not silent after all: estimate per layer
                 layer.extract_seconds = float(current)
+                layer.extract_seen = self._clock()
             else:
                 if layer.size is None:
                     self._set_size(layer, _count(progress["total"]))
@@ -351,6 +528,13 @@ class PullTracker:
             return self._emit(None, force_detail=True)
         if status.startswith("Status:"):
             self.status = status.partition(":")[2].strip()
+            if self._containerd and not self._seconds_mode:  # Docker 26: unpacked by now
+                self._measure_silent(self._clock())
+            if self._containerd:
+                for layer in self._layers.values():
+                    if layer.state in (LayerState.DOWNLOADED, LayerState.EXTRACTING):
+                        self._set_extracted(layer, layer.size, complete=True)
+                        self._set_state(layer, LayerState.COMPLETE)
             # Layers the stream never named were not needed (an up-to-date image).
             for layer in self._layers.values():
                 if layer.state is LayerState.PENDING and not layer.downloaded:
@@ -364,7 +548,7 @@ class PullTracker:
     # --------------------------------------------------------------- bookkeeping
 
     def _add_layer(self, layer_id: str, *, announced: bool = True) -> _Layer:
-        layer = _Layer(self._manifest_sizes.get(layer_id))
+        layer = _Layer(self._manifest_sizes.get(layer_id), named=announced)
         if announced and self._has_manifest and layer_id not in self._manifest_sizes:
             self._exact = False  # a layer the manifest did not list: total grows
         self._layers[layer_id] = layer
@@ -397,6 +581,8 @@ class PullTracker:
             self._update_share(layer)
 
     def _download_done(self, layer: _Layer) -> None:
+        if layer.done_at is None:
+            layer.done_at = self._clock()
         if layer.size is None:
             # Never saw its size: what it downloaded is its size.
             self._set_size(layer, layer.downloaded)
@@ -441,7 +627,10 @@ class PullTracker:
             if self._total <= 0:
                 return 0.0
             w = self.extract_weight
-            return 100.0 * (self._downloaded + w * self._extracted) / ((1.0 + w) * self._total)
+            extracted: float = self._extracted
+            if self._containerd:
+                extracted += self._estimate(self._clock())[0]
+            return 100.0 * (self._downloaded + w * extracted) / ((1.0 + w) * self._total)
         active = len(self._layers) - self._counts.get(LayerState.PRESENT, 0)
         return 100.0 * self._share_sum / active if active > 0 else 0.0
 
@@ -468,7 +657,9 @@ class PullTracker:
         if phase == "downloading":
             return f"downloading {layers - downloaded} of {layers} layers"
         if phase == "extracting":
-            return f"extracting {layers - counts.get(LayerState.COMPLETE, 0)} of {layers} layers"
+            left = layers - counts.get(LayerState.COMPLETE, 0)
+            estimated = " (estimated)" if self._containerd else ""
+            return f"extracting {left} of {layers} layers{estimated}"
         return phase
 
     def _emit(
@@ -493,6 +684,8 @@ class PullTracker:
             self._last_detail = now
         total: float | None
         total = self._total if self._exact or self._total > 0 else None
+        if self._containerd and self._estimating():
+            return self._emit_estimated(description, phase, detail, total, now)
         if phase is None:
             return task.update(
                 current=self._downloaded,
@@ -508,6 +701,32 @@ class PullTracker:
             description=description,
             phase=phase,
             detail=detail,
+        )
+
+    def _emit_estimated(
+        self,
+        description: str | None,
+        phase: str | None,
+        detail: dict[str, Any] | None,
+        total: float | None,
+        now: float,
+    ) -> TaskEvent | None:
+        """An event while extraction is estimated: once nothing is left to download, the
+        ETA is the estimated unpacking time left (unknown once the estimate has run out)."""
+        changes: dict[str, Any] = {}
+        if phase is not None:
+            changes["phase"] = phase
+        counts = self._counts
+        if not any(counts.get(state) for state in (*_BUSY_DOWNLOADING, LayerState.RETRYING)):
+            left = self._estimate(now)[1]
+            changes["eta"] = left / self._unpack_rate if left > 0 else None
+        return self.task.update(
+            current=self._downloaded,
+            total=total,
+            percent=self._percent(),
+            description=description,
+            detail=detail,
+            **changes,
         )
 
     def _detail(self) -> dict[str, Any]:
@@ -530,6 +749,13 @@ class PullTracker:
             "extract_weight": self.extract_weight,
             "retries": self.retries,
         }
+        if self._containerd:
+            detail["extraction"] = {
+                "estimated": True,
+                "store": "containerd",
+                "unpack_rate": round(self._unpack_rate),
+                "extracted_estimate": round(self._estimate(self._clock())[0]),
+            }
         if self.digest is not None:
             detail["digest"] = self.digest
         if self.status is not None:

@@ -14,6 +14,12 @@ For each image, in its own worker thread:
    :class:`~dockprogress.core.jsonlines.JsonLinesDecoder` into
    :class:`~dockprogress.core.pull.PullTracker`.
 
+On an engine with the containerd image store (asked once with ``GET /info``), extraction is
+estimated from the unpack rate learned on this engine's earlier pulls (see
+:mod:`dockprogress.core.unpack`; stored by :func:`dockprogress.profiles.record_unpack`, keyed
+by the engine's ID): while the engine is silent the trackers are ticked a few times a
+second, so the bar keeps moving with an ETA, and each finished pull refines the rate.
+
 The generator yields every event of every image's task (``pull:<image>``) and, with several
 images, of an aggregate task ``pull:*`` (bytes summed; percent weighed by each image's
 total). When all tasks have ended it raises the first failure: a
@@ -42,13 +48,26 @@ from dockprogress.docker.client import connect, engine_platform, translate_error
 from dockprogress.docker.registry import fetch_manifest
 from dockprogress.errors import DockProgressError, PullError, RegistryError
 from dockprogress.events import Kind, Operation, State, TaskEvent
+from dockprogress.profiles import load_unpack_rate, record_unpack
 from dockprogress.task import Clock, Task
 
 __all__ = ["AGGREGATE_TASK", "PullSession", "apull", "iter_pull", "pull"]
 
 AGGREGATE_TASK = "pull:*"
 
-_EVENT, _FAILURE, _END, _STOPPED = "event", "failure", "end", "stopped"
+_EVENT, _FAILURE, _END, _STOPPED, _TICK = "event", "failure", "end", "stopped", "tick"
+
+
+def image_store(client: docker.DockerClient) -> tuple[bool, str]:
+    """Whether the engine keeps images in containerd (``driver-type io.containerd…``), and
+    the engine's ID (what learned unpack rates are kept under)."""
+    with translate_errors("ask the Docker engine for its image store"):
+        info = client.info()
+    status = info.get("DriverStatus") or []
+    containerd = any(
+        isinstance(pair, list | tuple) and pair and "containerd" in str(pair[-1]) for pair in status
+    )
+    return containerd, str(info.get("ID") or info.get("Name") or "engine")
 
 
 class _Job:
@@ -98,6 +117,8 @@ class PullSession:
         self._stop = threading.Event()
         self._queue: queue.Queue[tuple[str, _Job | None, Any]] = queue.Queue(maxsize=4096)
         self._aggregate: Task | None = None
+        self._containerd = False
+        self._engine_key = ""
         self._last: dict[int, TaskEvent] = {}
         if len(self.jobs) > 1:
             self._aggregate = Task(
@@ -116,6 +137,7 @@ class PullSession:
         try:
             client = self._connect()
             platform = self.platform or Platform(*engine_platform(client))
+            self._containerd, self._engine_key = image_store(client)
             workers = [
                 threading.Thread(
                     target=self._work,
@@ -140,6 +162,12 @@ class PullSession:
                     failures.append(payload)
                 elif kind == _STOPPED:
                     break  # cancelled from another thread: the workers no longer report
+                elif kind == _TICK:
+                    for job, event in self._tick():
+                        yield event
+                        summary = self._summarise(job, event)
+                        if summary is not None:
+                            yield summary
                 else:
                     running -= 1
         except KeyboardInterrupt:
@@ -169,14 +197,30 @@ class PullSession:
         return self._client
 
     def _get(self) -> tuple[str, _Job | None, Any]:
-        while True:
-            try:
-                return self._queue.get(timeout=0.25)
-            except queue.Empty:
-                # After cancel() the workers stop reporting (their ends included), so an
-                # empty queue then means there is nothing more to wait for.
-                if self._stop.is_set():
-                    return (_STOPPED, None, None)
+        try:
+            return self._queue.get(timeout=0.25)
+        except queue.Empty:
+            # After cancel() the workers stop reporting (their ends included), so an
+            # empty queue then means there is nothing more to wait for.
+            return (_STOPPED, None, None) if self._stop.is_set() else (_TICK, None, None)
+
+    def _tick(self) -> list[tuple[_Job, TaskEvent]]:
+        """The engine is silent: move estimated extraction along (containerd store)."""
+        out: list[tuple[_Job, TaskEvent]] = []
+        if not self._containerd:
+            return out
+        for job in self.jobs:
+            with job.lock:
+                event = job.tracker.tick() if job.tracker is not None else None
+            if event is not None:
+                out.append((job, event))
+        return out
+
+    def _learn(self, job: _Job, tracker: PullTracker) -> None:
+        """A finished pull on the containerd store refines this engine's unpack rate."""
+        sample = tracker.unpack_sample
+        if sample is not None and self._engine_key:
+            record_unpack(self._engine_key, job.ref.name, *sample)
 
     def _put(self, kind: str, job: _Job, payload: Any) -> None:
         while not self._stop.is_set():
@@ -195,6 +239,10 @@ class PullSession:
             clock=self._clock,
             extra_detail={"manifest_error": manifest_error} if manifest_error else None,
             priority=self._priority,
+            containerd_store=self._containerd,
+            unpack_rate=(
+                load_unpack_rate(self._engine_key, job.ref.name) if self._containerd else None
+            ),
         )
         job.tracker = tracker
         return tracker
@@ -271,6 +319,8 @@ class PullSession:
         with job.lock:
             end = tracker.feed_eof() if tracker.error is None else None
         if end is not None:
+            if end.state is State.DONE:
+                self._learn(job, tracker)
             yield end
         if tracker.error is not None:
             raise tracker.error
