@@ -112,39 +112,51 @@ def test_registry_stopped_mid_pull_and_back_within_the_retry_window(
     )
 
 
+@pytest.mark.usefixtures("on_engine")
 def test_registry_gone_for_good_mid_pull_is_a_clear_error_in_bounded_time(
-    docker_client: docker.DockerClient, registry: tuple[OwnRegistry, str], front: OwnFront
+    engine_client: docker.DockerClient, registry: tuple[OwnRegistry, str], front: OwnFront
 ) -> None:
+    # Both engines: 20.10 retries 5 times, 26.1 (containerd) gives up at once.
     ref = f"{front.address}/{registry[1]}"
     cut = threading.Thread(target=front.stop, daemon=True)
     started = time.monotonic()
     try:
-        events, failure = _pull_cutting(docker_client, ref, cut, 0.25)
+        events, failure = _pull_cutting(engine_client, ref, cut, 0.25)
     finally:
-        remove_everywhere(docker_client, ref)
+        remove_everywhere(engine_client, ref)
     elapsed = time.monotonic() - started
     assert isinstance(failure, PullError)
     assert_event_lines([e.to_json() for e in events])
     last = events[-1]
     assert last.state is State.ERROR
     assert last.error
-    assert front.address in last.error or "connection refused" in last.error
+    words = (front.address, "connection refused", "unexpected EOF")
+    assert any(w in last.error for w in words), last.error
     assert elapsed < 180  # the engine's own retries (5, 10, 15, 20 s) bound it
-    observe("registry gone for good", seconds=round(elapsed, 1), error=last.error)
+    observe(
+        f"registry gone for good ({engine_client.version()['Version']})",
+        seconds=round(elapsed, 1),
+        error=last.error,
+    )
 
 
+@pytest.mark.usefixtures("on_engine")
 def test_registry_not_there_at_all_is_a_clear_error_at_once(
-    docker_client: docker.DockerClient,
+    engine_client: docker.DockerClient,
 ) -> None:
     from tests.faults.harness import free_port
 
     ref = f"127.0.0.1:{free_port()}/dpfaults/none:1"
     started = time.monotonic()
-    events, failure = _pull_cutting(docker_client, ref, None, 1.0)
+    events, failure = _pull_cutting(engine_client, ref, None, 1.0)
     elapsed = time.monotonic() - started
     assert isinstance(failure, PullError)
     assert events[-1].state is State.ERROR
     assert "connection refused" in (events[-1].error or "")
     assert events[-1].detail.get("manifest_error")  # the registry was asked first, and said so
     assert elapsed < 30
-    observe("registry not there", seconds=round(elapsed, 1), error=events[-1].error)
+    observe(
+        f"registry not there ({engine_client.version()['Version']})",
+        seconds=round(elapsed, 1),
+        error=events[-1].error,
+    )

@@ -146,3 +146,106 @@ def test_pid_check_refuses_a_pid_that_runs_another_program(tmp_path: Path) -> No
     assert testbed_bed.pid_running(pidfile, "nginx") is None
     pidfile.write_text("not a pid\n")
     assert testbed_bed.pid_running(pidfile, own_name) is None
+
+
+def _bed_module() -> Any:
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import testbed_bed
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    return testbed_bed
+
+
+def _executable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def test_a_docker_cli_without_an_engine_is_missing_the_engine(tmp_path: Path) -> None:
+    # A common image: the docker CLI installed, the daemon not. The bed must install it.
+    _executable(tmp_path / "docker", "#!/bin/sh\necho 'Docker version 28.2.2'\n")
+    required, _ = _bed_module().missing_packages(path=str(tmp_path))
+    assert "docker.io" in required
+    _executable(tmp_path / "dockerd", "#!/bin/sh\nexit 0\n")
+    required, _ = _bed_module().missing_packages(path=str(tmp_path))
+    assert "docker.io" not in required
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the install path is taken as root only")
+def test_a_failed_install_is_one_line_that_says_what_to_run(tmp_path: Path) -> None:
+    # PATH finds only a docker CLI and an apt-get that fails, as on a machine without a
+    # Debian mirror: the bed says what is missing and what to run, no traceback.
+    only = tmp_path / "only"
+    only.mkdir()
+    _executable(only / "docker", "#!/bin/sh\nexit 1\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    _executable(fake / "apt-get", "#!/bin/sh\necho 'E: no mirror here' >&2\nexit 100\n")
+    env = {
+        **os.environ,
+        "TESTBED_DIR": str(tmp_path / "bed"),
+        "TESTBED_PATH": str(only),
+        "PATH": f"{fake}:/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, str(TESTBED), "up"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("testbed: ")
+    assert "docker.io" in last
+    assert "apt-get install -y" in last
+
+
+@pytest.mark.engine
+def test_host_names_both_engines_and_the_modern_one_has_the_containerd_store(
+    testbed: Testbed,
+) -> None:
+    classic = run_testbed("host", "classic", timeout=30)
+    modern = run_testbed("host", "modern", timeout=30)
+    assert classic.returncode == modern.returncode == 0
+    assert classic.stdout.strip() == testbed.engines["classic"].docker_host
+    host = modern.stdout.strip()
+    assert host == testbed.engines["modern"].docker_host
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    version = subprocess.run(
+        ["docker", "-H", host, "version", "--format", "{{.Server.APIVersion}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=bare,
+        check=True,
+    ).stdout.strip()
+    major, minor = (int(x) for x in version.split("."))
+    assert (major, minor) >= (1, 45)
+    info = subprocess.run(
+        ["docker", "-H", host, "info", "--format", "{{json .DriverStatus}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=bare,
+        check=True,
+    ).stdout
+    assert "io.containerd.snapshotter" in info
+    # TLS: the same engine on tcp, with the client material the bed made.
+    tls = run_testbed("host", "tls", "--env", timeout=30)
+    tls_env = dict(
+        line.removeprefix("export ").split("=", 1) for line in tls.stdout.split("\n") if line
+    )
+    answer = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.APIVersion}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**bare, **tls_env},
+        check=False,
+    )
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip() == version
