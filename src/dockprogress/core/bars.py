@@ -34,11 +34,14 @@ when there is none), and computes the overall percent:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
-from dockprogress.core.tty import Frame
+from dockprogress.core.tty import Frame, FrameEnd
+
+if TYPE_CHECKING:
+    from dockprogress.core.barfiles import Recognisers
 
 __all__ = ["Bar", "BarBoard", "BarReading", "BarStyle", "recognise"]
 
@@ -74,9 +77,11 @@ class BarStyle(Enum):
     TQDM = "tqdm"
     RICH = "rich"
     GENERIC = "generic"
+    TOOL = "tool"  # a tool's own bar, read by a bar file (see core/barfiles.py)
 
 
 _TQDM_STYLE: Final = BarStyle.TQDM
+_PARTIAL: Final = FrameEnd.PARTIAL
 
 
 class BarReading(NamedTuple):
@@ -95,10 +100,25 @@ class BarReading(NamedTuple):
     rate: float | None = None
     elapsed: float | None = None
     remaining: float | None = None
+    tool: str = ""  # the bar file's tool, "" for the built-in shapes
+    phase: int = -1  # index of the tool's phase this bar fills, -1 for none
+    approximate: bool = False  # figures read from a rounded display, or a guessed base
+    base_hint: int = 0  # 1024 or 1000 when this frame proves what k/M/G mean, else 0
+    binary: tuple[float | None, float | None, float | None] | None = None  # n, total, rate
+    # read with k/M/G as powers of 1024 (tqdm byte bars, whose unit_divisor is not shown)
 
 
-def recognise(text: str, *, live: bool = True) -> BarReading | None:
-    """The bar ``text`` shows, or ``None`` when it is not a bar (see the module rules)."""
+def recognise(
+    text: str, *, live: bool = True, recognisers: Recognisers | None = None
+) -> BarReading | None:
+    """The bar ``text`` shows, or ``None`` when it is not a bar (see the module rules).
+
+    ``recognisers`` (bar files) are tried first, then the built-in shapes.
+    """
+    if recognisers is not None:
+        reading = recognisers.read(text, live)
+        if reading is not None:
+            return reading
     if "[" in text and ("%" in text or "/" in text):  # tqdm: n% | n/total, or a rate x/s
         match = _TQDM.match(text)
         if match is not None:
@@ -142,12 +162,27 @@ def _tqdm_reading(match: re.Match[str], *, known_total: bool) -> BarReading:
     total: float | None = None
     percent: float | None = None
     remaining = None
+    total_text = total_scale = ""
     if known_total:
         total_text, total_scale, remaining = match.group("total", "tscale", "remaining")
         total = float(total_text) if not total_scale else _scaled(total_text, total_scale, divisor)
         # n/total is more precise than the rounded column, unless unit_scale rounded both
         percent = 100.0 * n / total if total > 0 else float(match["pct"])
         percent = min(percent, 100.0)
+    scaled = bool(n_scale or total_scale)
+    hint = 0
+    binary = None
+    if is_bytes and scaled and unit != "iB":
+        # tqdm prints k/M/G for unit_divisor 1000 and 1024 alike: keep both readings, and
+        # say which one this frame proves (see _base_hint), if any.
+        hint = _base_hint(
+            n_text, n_scale, total_text, total_scale, match["pct"] if known_total else None
+        )
+        binary = (
+            _scaled(n_text, n_scale, 1024.0),
+            None if not known_total else _scaled(total_text, total_scale, 1024.0),
+            None if rate is None else rate * _binary_factor(rate_text),
+        )
     return BarReading(
         _TQDM_STYLE,
         (desc or "").strip(),
@@ -159,7 +194,54 @@ def _tqdm_reading(match: re.Match[str], *, known_total: bool) -> BarReading:
         rate,
         _seconds(elapsed),
         None if remaining in (None, "?") else _seconds(remaining),
+        approximate=scaled,
+        base_hint=hint,
+        binary=binary,
     )
+
+
+def _binary_factor(rate_text: str) -> float:
+    match = _RATE.search(rate_text.strip())
+    scale = "" if match is None else match["scale"] or ""
+    return (1.024) ** (" kMGTPEZY".index(scale)) if scale else 1.0
+
+
+def _half_ulp(number: str) -> float:
+    decimals = len(number) - number.index(".") - 1 if "." in number else 0
+    return 0.5 * 10.0**-decimals
+
+
+def _base_hint(n_text: str, n_scale: str, t_text: str, t_scale: str, pct: str | None) -> int:
+    """1024 or 1000 when the shown figures prove tqdm's ``unit_divisor``, else 0.
+
+    * tqdm's ``format_sizeof`` divides by the divisor once a figure reaches 999.5, so with
+      1024 a figure between 999.5 and 1023.99 of a unit shows as ``0.98M``: a leading
+      ``0.`` before a suffix happens only with 1024.
+    * When ``n`` and ``total`` have different suffixes the two bases give ratios 2.4 % apart
+      (per step), more than the display's rounding: the percentage column (rounded from the
+      exact ratio) then agrees with one base only.
+    """
+    if (n_scale and n_text.startswith("0.")) or (t_scale and t_text.startswith("0.")):
+        return 1024
+    if pct is None or not t_text or n_scale == t_scale:
+        return 0
+    steps = " kMGTPEZY".index(n_scale or " ") - " kMGTPEZY".index(t_scale or " ")
+    n_value, t_value = float(n_text), float(t_text)
+    n_half, t_half = _half_ulp(n_text), _half_ulp(t_text)
+    if t_value - t_half <= 0:
+        return 0
+    target_low, target_high = float(pct) - 0.5, float(pct) + 0.5
+    fits = []
+    for base in (1000.0, 1024.0):
+        factor = 100.0 * base**steps
+        low = (n_value - n_half) * factor / (t_value + t_half)
+        high = (n_value + n_half) * factor / (t_value - t_half)
+        fits.append(low <= target_high and high >= target_low)
+    if fits == [True, False]:
+        return 1000
+    if fits == [False, True]:
+        return 1024
+    return 0
 
 
 def _scaled(number: str, scale: str, divisor: float) -> float:
@@ -219,6 +301,8 @@ class Bar:
     # tqdm erases a finished inner bar before it redraws the outer one with the next count.
     inner: float = 0.0
     inner_for: float | None = None
+    base: int = 0  # 1024 once a frame proved the bar's k/M/G are binary (tqdm), else 0
+    given_total: float | None = None  # announced by the tool before the bar (wget's Length)
 
     @property
     def description(self) -> str:
@@ -239,14 +323,47 @@ class Bar:
         return reading.style is BarStyle.TQDM and bool(reading.total) and not reading.is_bytes
 
 
+@dataclass(slots=True)
+class _Sequence:
+    """A tool's bars in sequence: its announced items, its phase, each bar's last figures."""
+
+    items: int = 0
+    pending_total: float | None = None
+    phase: int = -1
+    phase_percent: float = 0.0
+    percents: dict[str, float] = field(default_factory=dict)
+    amounts: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+
+
 class BarBoard:
     """Every bar on screen, one :class:`Bar` each; the overall percent across them."""
 
-    __slots__ = ("_bars", "_on_row", "_screen", "_seq", "follow", "max_bars")
+    __slots__ = (
+        "_bars",
+        "_given_total",
+        "_last_tool",
+        "_on_row",
+        "_recognisers",
+        "_screen",
+        "_seq",
+        "_sequences",
+        "follow",
+        "max_bars",
+    )
 
-    def __init__(self, follow: re.Pattern[str] | None = None, *, max_bars: int = 64) -> None:
+    def __init__(
+        self,
+        follow: re.Pattern[str] | None = None,
+        *,
+        max_bars: int = 64,
+        recognisers: Recognisers | None = None,
+    ) -> None:
         self.follow = follow
         self.max_bars = max_bars
+        self._recognisers = recognisers
+        self._sequences: dict[str, _Sequence] = {}
+        self._last_tool = ""
+        self._given_total: float | None = None
         self._bars: dict[str, Bar] = {}
         self._on_row: dict[int, str] = {}
         # The bars on screen, top row first: rebuilt only when _on_row or _bars change.
@@ -267,19 +384,35 @@ class BarBoard:
                 return False
             self._screen = None
             return True
-        reading = recognise(text, live=frame.live)
+        reading = recognise(text, live=frame.live, recognisers=self._recognisers)
         if reading is None:
+            if self._recognisers is not None and frame.end is not _PARTIAL:
+                self._announce(text)
             return False
-        key = f"d:{reading.description}" if reading.description else f"r:{row}"
+        if reading.tool:  # a tool's bars in sequence are told apart by their rows too
+            key = f"t:{reading.tool}:{reading.description}:{row}"
+        else:
+            key = f"d:{reading.description}" if reading.description else f"r:{row}"
         bars = self._bars
         bar = bars.get(key)
+        if reading.binary is not None:
+            base = reading.base_hint if bar is None or not bar.base else bar.base
+            if base == 1024:
+                n, total, rate = reading.binary
+                reading = reading._replace(n=n, total=total, rate=rate)
+            if bar is not None and not bar.base and reading.base_hint:
+                bar.base = reading.base_hint
+        if reading.tool:
+            reading = self._in_sequence(key, reading, bar)
         if bar is not None and bar.row == row and on_row.get(row) == key and bar.reading == reading:
             return False
         self._seq += 1
         if bar is None:
             if len(bars) >= self.max_bars:
                 self._forget(min(bars.values(), key=lambda b: b.seq).key)
-            bar = Bar(key, row, reading, self._seq)
+            bar = Bar(key, row, reading, self._seq, base=reading.base_hint)
+            if reading.tool:
+                bar.given_total = self._given_total
             bars[key] = bar
             self._screen = None
         else:
@@ -303,6 +436,80 @@ class BarBoard:
         if len(on_screen) > 1:
             self._note_inner(on_screen)
         return True
+
+    def _announce(self, text: str) -> None:
+        assert self._recognisers is not None
+        for item, match in self._recognisers.announced(text):
+            sequence = self._sequences.setdefault(item.tool, _Sequence())
+            sequence.items += item.items
+            total = item.total(match)
+            if total is not None:
+                sequence.pending_total = total
+
+    def _in_sequence(self, key: str, reading: BarReading, bar: Bar | None) -> BarReading:
+        """Note a tool's reading in its sequence; apply a total the tool announced."""
+        tool = reading.tool
+        sequence = self._sequences.get(tool)
+        if sequence is None:
+            sequence = self._sequences[tool] = _Sequence()
+        recognisers = self._recognisers
+        info = None if recognisers is None else recognisers.tools.get(tool)
+        if sequence.items or (info is not None and info.weights):
+            self._last_tool = tool  # a tool in sequence: its phases make the overall
+        given = bar.given_total if bar is not None else sequence.pending_total
+        if bar is None:
+            sequence.pending_total = None
+        self._given_total = given
+        if given is not None and reading.total is None:
+            percent = reading.percent
+            if percent is None and reading.n is not None and given > 0:
+                percent = min(100.0 * reading.n / given, 100.0)
+            reading = reading._replace(total=given, percent=percent)
+        percent = reading.percent or 0.0
+        if reading.phase >= 0:
+            if reading.phase > sequence.phase:
+                sequence.phase = reading.phase
+                sequence.phase_percent = percent
+            elif reading.phase == sequence.phase:
+                sequence.phase_percent = percent
+        percents = sequence.percents
+        if key in percents or len(percents) < 4096:
+            percents[key] = percent
+            sequence.amounts[key] = (reading.n, reading.total)
+        return reading
+
+    def sequence_overall(self) -> float | None:
+        """The overall percent of the tool drawn last, when it goes through phases or
+        announced items (see the module rules), else ``None``."""
+        tool = self._last_tool
+        if not tool or self._recognisers is None:
+            return None
+        sequence = self._sequences[tool]
+        info = self._recognisers.tools.get(tool)
+        weights = info.weights if info is not None else ()
+        if weights and sequence.phase >= 0:
+            done = sum(weights[: sequence.phase])
+            share = weights[sequence.phase] * sequence.phase_percent / 100.0
+            return min(100.0 * (done + share) / sum(weights), 100.0)
+        if sequence.items:
+            # The tool announces items one at a time (pip's "Collecting"): one more than
+            # announced is assumed until the command exits, so a finished item never
+            # reads as the end of all of them.
+            percents = sequence.percents
+            return sum(percents.values()) / (max(sequence.items, len(percents)) + 1)
+        return None
+
+    def sequence_amounts(self, tool: str) -> tuple[float, float | None] | None:
+        """Bytes (or items) of all of ``tool``'s bars announced as a sequence, or ``None``."""
+        sequence = self._sequences.get(tool)
+        if sequence is None or not sequence.items:
+            return None
+        current = 0.0
+        total: float | None = 0.0
+        for n, bar_total in sequence.amounts.values():
+            current += n or 0.0
+            total = None if total is None or bar_total is None else total + bar_total
+        return current, total
 
     def _note_inner(self, on_screen: list[Bar]) -> None:
         for index, bar in enumerate(on_screen[:-1]):
@@ -329,6 +536,8 @@ class BarBoard:
             matching = [b for b in self._bars.values() if self.follow.search(b.description)]
             return max(matching, key=lambda b: b.seq) if matching else None
         on_screen = self._on_screen()
+        if self._last_tool:  # a tool in sequence: the bar it drew last
+            return max(on_screen, key=lambda b: b.seq) if on_screen else None
         for bar in on_screen:
             if not bar.complete and bar.percent is not None:
                 return bar
@@ -349,6 +558,10 @@ class BarBoard:
                 if _has_inner(bar, on_screen, index):
                     return _nested(on_screen, index), bar.reading.remaining
             return bar.percent, bar.reading.remaining
+        if self._last_tool:
+            sequenced = self.sequence_overall()
+            if sequenced is not None:
+                return sequenced, None
         # _has_inner, Bar.counts/complete and _add_eta written out: this runs per frame.
         values: list[float] = []
         etas: list[float] = []

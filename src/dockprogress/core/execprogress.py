@@ -37,13 +37,40 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
+from dockprogress.core.barfiles import Recognisers, load_bars
 from dockprogress.core.bars import Bar, BarBoard, BarReading
 from dockprogress.core.tty import DEFAULT_MAX_LINE, Frame, FrameEnd, TtyParser
 from dockprogress.errors import ExecError, UsageError
 from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.task import Clock, Task
 
-__all__ = ["ExecTracker", "compile_bar_pattern", "percent_callback"]
+__all__ = [
+    "ExecTracker",
+    "compile_bar_pattern",
+    "default_recognisers",
+    "percent_callback",
+    "recognisers_for",
+]
+
+_DEFAULT: list[Recognisers] = []
+
+
+def default_recognisers() -> Recognisers:
+    """The shipped bar files, compiled once per process."""
+    if not _DEFAULT:
+        _DEFAULT.append(Recognisers())
+    return _DEFAULT[0]
+
+
+def recognisers_for(paths: list[str] | tuple[str, ...] | None) -> Recognisers:
+    """``--bars FILE`` (any number): the user's files first, then the shipped ones.
+
+    An unusable file is a :class:`~dockprogress.core.barfiles.BarFileError` (exit status 2).
+    """
+    if not paths:
+        return default_recognisers()
+    return Recognisers([load_bars(path) for path in paths])
+
 
 _NOT_FOUND_STATUSES: Final = {126: "could not be started", 127: "was not found"}
 _MAX_SHOWN: Final = 128
@@ -89,6 +116,7 @@ class ExecTracker:
         tail_lines: int = 10,
         kind: Kind | None = None,
         kind_wait: float = 1.0,
+        bars: Recognisers | None = None,
     ) -> None:
         self.command = description
         self.task = Task(
@@ -104,7 +132,9 @@ class ExecTracker:
         self._created = clock()
         self.kind_wait = kind_wait
         self._parser = TtyParser(max_line=max_line)
-        self._board = BarBoard(compile_bar_pattern(bar))
+        self._board = BarBoard(
+            compile_bar_pattern(bar), recognisers=default_recognisers() if bars is None else bars
+        )
         self._tail: deque[tuple[int, str]] = deque(maxlen=tail_lines)
         self._last_key: tuple[Any, ...] | None = None
         # Each bar's entry of detail["bars"], kept while its reading and row stay the same.
@@ -233,6 +263,9 @@ class ExecTracker:
                 if reading.is_bytes:
                     task.kind = Kind.DOWNLOAD
             if reading.is_bytes == (task.kind is Kind.DOWNLOAD):
+                summed = self._board.sequence_amounts(reading.tool) if reading.tool else None
+                if summed is not None:
+                    return summed
                 return reading.n, reading.total
         self._kind_decided = True
         if task.kind is Kind.DOWNLOAD:
@@ -243,6 +276,10 @@ class ExecTracker:
 
     def _detail(self, **extra: Any) -> dict[str, Any]:
         detail: dict[str, Any] = {"bars": [self._shown_bar(bar) for bar in self._board.bars[:16]]}
+        followed = self._board.followed()
+        if followed is not None and followed.reading.approximate:
+            # current/total read from a rounded display (4.2 MB) or in a guessed base
+            detail["approximate"] = True
         detail.update({k: v for k, v in extra.items() if v is not None})
         return detail
 
@@ -262,6 +299,8 @@ class ExecTracker:
             "total": reading.total,
             "unit": reading.unit,
         }
+        if reading.approximate:
+            entry["approximate"] = True
         if len(self._shown) >= _MAX_SHOWN:
             self._shown.clear()
         self._shown[bar.key] = (reading, bar.row, entry)
