@@ -26,7 +26,23 @@ CONTAINER = (
 )
 #: ... and on the host (PyPI tqdm 4.70, rich 15), where the shapes differ slightly.
 HOST = ("host_tqdm_nested", "host_rich_multi")
-ALL = CONTAINER + HOST
+#: The real tools' bars, recorded by tests/fixtures/tty/record_tools.sh (host, 100x30 pty) and
+#: tests/fixtures/tty/bars_demo.py (real tqdm/rich in the python fixture container).
+TOOLS = (
+    "curl_meter",
+    "curl_bar",
+    "wget",
+    "git_clone",
+    "rsync_progress2",
+    "pip_install",
+    "apt_install",
+    "ffmpeg_encode",
+    "npm_install",
+    "demo_hf",
+    "demo_format",
+    "demo_rich",
+)
+ALL = CONTAINER + HOST + TOOLS
 
 
 def load(name: str) -> bytes:

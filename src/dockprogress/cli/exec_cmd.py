@@ -18,7 +18,7 @@ from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO, NoReturn
 
 from dockprogress.cli.common import add_display_options, run_with_display
-from dockprogress.core.execprogress import compile_bar_pattern
+from dockprogress.core.execprogress import compile_bar_pattern, recognisers_for
 from dockprogress.errors import UsageError
 from dockprogress.events import TaskEvent
 from dockprogress.sinks.base import Sink
@@ -96,6 +96,14 @@ def _add_common(parser: argparse.ArgumentParser, *, with_command: bool = True) -
         "tqdm bars counted inside their parent)",
     )
     parser.add_argument(
+        "--bars",
+        metavar="FILE",
+        action="append",
+        default=None,
+        help="a TOML file of your own bar patterns (named groups n, total, pct, unit, rate), "
+        "tried before the shipped ones; may be given more than once",
+    )
+    parser.add_argument(
         "--passthrough",
         action="store_true",
         help="also copy the command's raw output to standard output (standard error with "
@@ -117,6 +125,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     if not cmd:
         raise UsageError(f"{args.command}: no command given (put it after --)")
     options: dict[str, Any] = {"bar": compile_bar_pattern(args.bar)}
+    if args.bars:
+        options["bars"] = recognisers_for(args.bars)
     if args.size:
         match = _SIZE.fullmatch(args.size)
         if match is None:

@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Final, Literal
 
 from dockprogress._bridge import aiter_in_thread, drive
+from dockprogress.core.barfiles import Recognisers
 from dockprogress.core.execprogress import ExecTracker
 from dockprogress.docker.client import translate_errors
 from dockprogress.errors import DockProgressError, EngineError, UsageError
@@ -60,6 +61,7 @@ def iter_exec(
     *,
     client: Any = None,
     bar: str | re.Pattern[str] | None = None,
+    bars: Recognisers | None = None,
     passthrough: BinaryIO | None = None,
     size: tuple[int, int] = DEFAULT_SIZE,
     environment: Mapping[str, str] | None = None,
@@ -86,6 +88,7 @@ def iter_exec(
         operation=Operation.EXEC,
         description=shlex.join(argv),
         bar=bar,
+        bars=bars,
         clock=clock,
     )
     try:

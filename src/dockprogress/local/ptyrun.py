@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, Final
 
 from dockprogress._bridge import aiter_in_thread, drive
+from dockprogress.core.barfiles import Recognisers
 from dockprogress.core.execprogress import ExecTracker, percent_callback
 from dockprogress.errors import ExecError, UsageError
 from dockprogress.events import Operation, TaskEvent
@@ -46,6 +47,7 @@ def iter_run(
     cmd: Sequence[str],
     *,
     bar: str | re.Pattern[str] | None = None,
+    bars: Recognisers | None = None,
     passthrough: BinaryIO | None = None,
     size: tuple[int, int] | None = None,
     env: Mapping[str, str] | None = None,
@@ -68,6 +70,7 @@ def iter_run(
         operation=Operation.RUN,
         description=shlex.join(cmd),
         bar=bar,
+        bars=bars,
         clock=clock,
     )
     master, slave = pty.openpty()
