@@ -40,6 +40,7 @@ from dockprogress.core.tty import TtyParser
 __all__ = [
     "bench_milestones",
     "bench_pull_tracker",
+    "bench_tool_bars",
     "bench_tty",
     "milestone_sets",
     "run",
@@ -542,6 +543,71 @@ def bench_tty(*, scale: float = 1.0, runs: int = 5) -> tuple[list[Comparison], l
     return comparisons, targets, profile
 
 
+def bench_tool_bars(*, scale: float = 1.0, runs: int = 5) -> tuple[Comparison, Target]:
+    """MB/s of TtyParser + BarBoard with every recogniser (shipped bar files and built-in
+    shapes) on a mix of every recording in tests/fixtures/tty, each once per copy."""
+    from dockprogress.core.bars import BarBoard
+    from dockprogress.core.execprogress import default_recognisers
+
+    unit = "MB/s"
+    files = [p.read_bytes() for p in sorted(TTY_FIXTURES.glob("*.bin"))]
+    one = sum(len(f) for f in files)
+    copies = _copies(4e6 * scale, one)
+    file_reads = [_reads(f) for f in files] * copies
+    megabytes = copies * one / 1e6
+    recognisers = default_recognisers()
+
+    def parse(pieces_list: list[list[bytes]] = file_reads) -> None:
+        for pieces in pieces_list:
+            tty = TtyParser()
+            for data in pieces:
+                tty.feed(data)
+            tty.feed_eof()
+
+    def recognise_all(with_files: bool, pieces_list: list[list[bytes]] = file_reads) -> None:
+        for pieces in pieces_list:  # a fresh parser and board per recording, as per command
+            tty = TtyParser()
+            apply = BarBoard(recognisers=recognisers if with_files else None).apply
+            for data in pieces:
+                for frame in tty.feed(data):
+                    apply(frame)
+            for frame in tty.feed_eof():
+                apply(frame)
+
+    comparison = Comparison(
+        "TTY parser + every bar recogniser on a mix of every recording: MB/s, 4 KiB reads",
+        rate_runs(
+            "TtyParser + BarBoard, shipped bar files",
+            unit,
+            megabytes,
+            partial(recognise_all, True),
+            runs,
+        ),
+        [
+            rate_runs("TtyParser alone", unit, megabytes, parse, runs),
+            rate_runs(
+                "TtyParser + BarBoard, built-in shapes only (tqdm, rich, N%)",
+                unit,
+                megabytes,
+                partial(recognise_all, False),
+                runs,
+            ),
+        ],
+        input=(
+            f"{len(files)} recordings of tqdm, rich, curl, wget, git, rsync, pip, apt, npm, "
+            f"ffmpeg ({one / 1e3:.0f} kB) x {copies} = {megabytes:.1f} MB"
+        ),
+    )
+    target = Target(
+        "TTY parser + every bar recogniser >= 50 MB/s (mix of every recording)",
+        comparison.subject.median,
+        50.0,
+        unit,
+        True,
+    )
+    return comparison, target
+
+
 # ---------------------------------------------------------------------------- profile
 
 
@@ -581,5 +647,8 @@ def run(*, scale: float = 1.0, runs: int = 5) -> Family:
     family.comparisons.extend(tty_comparisons)
     family.targets.extend(tty_targets)
     family.notes.append("Profile, TTY parser and tracker (own time):\n" + tty_profile)
+    tool_bars, tool_bars_target = bench_tool_bars(scale=scale, runs=runs)
+    family.comparisons.append(tool_bars)
+    family.targets.append(tool_bars_target)
     family.seconds = time.perf_counter() - start
     return family

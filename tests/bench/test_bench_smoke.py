@@ -112,6 +112,14 @@ def test_tty_bench_measures_tqdm_and_rich_against_pyte_and_the_seed() -> None:
     assert "TtyParser" in profile
 
 
+def test_tool_bars_bench_measures_every_recording_with_and_without_bar_files() -> None:
+    comparison, target = parsers.bench_tool_bars(scale=0.002, runs=1)
+    _well_formed(comparison.subject, runs=1)
+    assert len(comparison.baselines) == 2
+    assert "every recording" in comparison.title
+    assert target.limit == 50.0
+
+
 def test_seed_scan_keeps_no_state_between_reads() -> None:
     # The seed's fault the baseline reproduces: "4" | "5%" across reads reads as 5%.
     seen: list[int] = []

@@ -113,10 +113,11 @@ def recognise(
 ) -> BarReading | None:
     """The bar ``text`` shows, or ``None`` when it is not a bar (see the module rules).
 
-    ``recognisers`` (bar files) are tried first, then the built-in shapes.
+    ``recognisers`` (bar files): the user's are tried first, then tqdm's default shape (the
+    commonest bar, one regex), then the shipped files, then rich and the generic ``N%``.
     """
-    if recognisers is not None:
-        reading = recognisers.read(text, live)
+    if recognisers is not None and recognisers.user_specs:
+        reading = recognisers.read(text, live, user=True)
         if reading is not None:
             return reading
     if "[" in text and ("%" in text or "/" in text):  # tqdm: n% | n/total, or a rate x/s
@@ -126,6 +127,10 @@ def recognise(
         match = _TQDM_UNKNOWN.match(text)
         if match is not None and ("/s" in match["rate"] or "s/" in match["rate"]):
             return _tqdm_reading(match, known_total=False)
+    if recognisers is not None:
+        reading = recognisers.read(text, live, user=False)
+        if reading is not None:
+            return reading
     if "━" in text or "╺" in text or "╸" in text:
         match = _RICH.match(text)
         if match is not None:
