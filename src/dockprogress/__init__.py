@@ -25,6 +25,7 @@ from dockprogress.sinks.base import EventCallback, Fanout, Sink
 from dockprogress.task import RateWindow, Task
 
 if typing.TYPE_CHECKING:
+    from dockprogress.core.barfiles import load_bars
     from dockprogress.core.milestones import (
         DYNAMIC,
         Milestone,
@@ -52,6 +53,7 @@ _LAZY: dict[str, str] = {
     "MilestoneSet": "dockprogress.core.milestones",
     "ProgressMilestone": "dockprogress.core.milestones",
     "load_milestones": "dockprogress.core.milestones",
+    "load_bars": "dockprogress.core.barfiles",
     "afollow_project": "dockprogress.docker.compose",
     "iter_follow_project": "dockprogress.docker.compose",
     "aexec": "dockprogress.docker.exec",
@@ -115,6 +117,7 @@ __all__ = [
     "iter_follow_project",
     "iter_pull",
     "iter_run",
+    "load_bars",
     "load_milestones",
     "open_display",
     "pull",

@@ -221,3 +221,14 @@ def test_bad_bars_files_say_what_is_wrong(text: str, message: str) -> None:
 def test_a_plain_line_with_a_guard_but_no_bar_is_not_a_bar() -> None:
     board = BarBoard(recognisers=recognisers_for(None))
     assert not board.apply(Frame(0, "Total time: 0:00:01 elapsed", FrameEnd.NEWLINE, False))
+
+
+def test_the_readme_bar_file_example_is_a_valid_bar_file() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split('```toml\ntool = "copier"', 1)[1].split("```", 1)[0]
+    compiled = parse_bars('tool = "copier"' + block, source="README.md")
+    board = BarBoard(recognisers=Recognisers([compiled], with_shipped=False))
+    board.apply(_live("copied 6 of 12 blocks"))
+    assert board.overall()[0] == pytest.approx(100 * 3 * 0.5 / 4)  # copy weighs 3 of 4
+    board.apply(_live("verified 50%", row=1))
+    assert board.overall()[0] == pytest.approx(100 * (3 + 0.5) / 4)

@@ -63,6 +63,7 @@ __all__ = [
     "Recognisers",
     "load_bars",
     "parse_bars",
+    "read_bar_file",
     "shipped",
 ]
 
@@ -291,8 +292,16 @@ def parse_bars(text: str, *, source: str = "<bars>", tool: str = "bars") -> _Com
     return _Compiled(specs, announcements, {name: info})
 
 
-def load_bars(path: str | Path) -> _Compiled:
-    """Read a bar file; an unreadable one is a :class:`BarFileError` too."""
+def load_bars(*paths: str | Path) -> Recognisers:
+    """The bar files at ``paths`` (``--bars FILE``), tried before the shipped ones.
+
+    An unreadable or unusable file is a :class:`BarFileError` (CLI exit status 2).
+    """
+    return Recognisers([read_bar_file(path) for path in paths])
+
+
+def read_bar_file(path: str | Path) -> _Compiled:
+    """Read and compile one bar file; an unreadable one is a :class:`BarFileError` too."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

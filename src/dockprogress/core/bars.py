@@ -13,6 +13,15 @@
   the glyphs but no percentage (a task with no total) is a bar of unknown progress.
 * a **generic** ``N%`` (0 to 100), *only on a live row*: a row the program has redrawn in
   place, which is what any progress bar does.
+* **tools' own bars** (curl, wget, git, rsync, apt, pip, ffmpeg, rich download rows, custom
+  tqdm formats), described as data by bar files (:mod:`dockprogress.core.barfiles`): the
+  user's ``--bars`` files are tried first, then tqdm's default shape, then the shipped
+  files, then rich and the generic rule.
+
+Honest precision: a tqdm byte bar prints ``k M G`` for ``unit_divisor`` 1000 and 1024 alike.
+It is read as decimal until a frame proves the base (:func:`_base_hint`: a ``0.98M``, or a
+percentage only one base agrees with); the :class:`Bar` then keeps 1024 for good. Figures
+read from a rounded display are ``approximate``.
 
 The rule for plain text: a line that is neither a tqdm nor a rich bar and was printed once
 (never redrawn) is not progress, whatever percentage it mentions: ``Processed 100% of
@@ -29,6 +38,11 @@ when there is none), and computes the overall percent:
   overall is ``(n + inner fraction) / total``, so an inner bar restarting at 0 moves the
   overall forward, never back. Bars side by side (several rich tasks, or sequential tqdm
   bars) are averaged.
+* a tool **in sequence** (once a bar of a tool whose bar file declares phases, or whose
+  announcements were seen, has been drawn): its phases make the overall, *done phases +
+  weight x the current phase's percent*, and a bar of an earlier phase never takes it back
+  (git, apt); or, for announced items (pip's ``Collecting``), *sum of the bars' percents /
+  (announced items + 1)*: one item more than announced is assumed until the command exits.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ def recognisers_for(paths: list[str] | tuple[str, ...] | None) -> Recognisers:
     """
     if not paths:
         return default_recognisers()
-    return Recognisers([load_bars(path) for path in paths])
+    return load_bars(*paths)
 
 
 _NOT_FOUND_STATUSES: Final = {126: "could not be started", 127: "was not found"}
