@@ -1,10 +1,11 @@
 """``dockprogress exec CONTAINER -- CMD`` and ``dockprogress run -- CMD``.
 
 Both run the command with a TTY (in the container through ``docker exec``, or locally under
-a pty), parse the progress bars it draws (tqdm, rich, any ``N%`` redrawn in place), and show
-them as one task. Exit status: 0 when the command exited 0; 1 when it failed (its status
-and last lines on standard error); 2 for a usage error (no command, bad ``--bar`` regex);
-130 on Ctrl-C, which kills the command first.
+a pty), parse the progress bars it draws (tqdm, rich, the tools of ``dockprogress/bars/``,
+``--bars FILE`` of your own, any ``N%`` redrawn in place), and show them as one task. Exit
+status: 0 when the command exited 0; 1 when it failed (its status and last lines on standard
+error); 2 for a usage error (no command, bad ``--bar`` regex, unusable ``--bars`` file); 130
+on Ctrl-C, which kills the command first.
 """
 
 from __future__ import annotations
