@@ -232,3 +232,12 @@ def test_the_readme_bar_file_example_is_a_valid_bar_file() -> None:
     assert board.overall()[0] == pytest.approx(100 * 3 * 0.5 / 4)  # copy weighs 3 of 4
     board.apply(_live("verified 50%", row=1))
     assert board.overall()[0] == pytest.approx(100 * (3 + 0.5) / 4)
+
+
+def test_apt_download_row_takes_the_size_apt_announced() -> None:
+    board = BarBoard(recognisers=recognisers_for(None))
+    totals = set()
+    for frame in frames([load("apt_install")]):
+        board.apply(frame)
+        totals |= {b.reading.total for b in board.bars if b.description == "download"}
+    assert totals == {150_000.0}  # "Need to get 150 kB of archives."

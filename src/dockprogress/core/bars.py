@@ -348,6 +348,7 @@ class _Sequence:
 
     items: int = 0
     pending_total: float | None = None
+    given_phase: tuple[int, float] | None = None
     phase: int = -1
     phase_percent: float = 0.0
     percents: dict[str, float] = field(default_factory=dict)
@@ -475,9 +476,16 @@ class BarBoard:
         info = None if recognisers is None else recognisers.tools.get(tool)
         if sequence.items or (info is not None and info.weights):
             self._last_tool = tool  # a tool in sequence: its phases make the overall
-        given = bar.given_total if bar is not None else sequence.pending_total
-        if bar is None:
+        if bar is not None:
+            given = bar.given_total
+        elif sequence.pending_total is not None:  # the first bar after the announcement
+            given = sequence.pending_total
             sequence.pending_total = None
+            sequence.given_phase = (reading.phase, given) if reading.phase >= 0 else None
+        elif sequence.given_phase is not None and sequence.given_phase[0] == reading.phase:
+            given = sequence.given_phase[1]  # the same phase's row, drawn again further down
+        else:
+            given = None
         self._given_total = given
         if given is not None and reading.total is None:
             percent = reading.percent
