@@ -38,6 +38,7 @@ from pathlib import Path
 
 import testbed_images
 import testbed_modern
+import testbed_remote
 from testbed_modern import SetupError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,6 +52,7 @@ REQUIRED = {
     "nginx": "nginx-light",
     "debootstrap": "debootstrap",
     "busybox-static": "busybox-static",
+    **testbed_remote.PACKAGES,  # sshd, socat: the remote ways in (tcp, ssh)
 }
 # The dashboard tests need a browser; a non-root user without it still gets the rest.
 OPTIONAL = {"chromium": "chromium", "chromedriver": "chromium-driver"}
@@ -467,6 +469,7 @@ def write_state(cfg: Config, pids: dict[str, int | None]) -> dict[str, object]:
         "rate": cfg.rate,
         "docker_host": classic_host(),
         "engines": engines(cfg),
+        "remote": testbed_remote.status(testbed_remote.from_env(cfg.state_dir)),
         "images": {
             key: f"{cfg.registry}/{spec['ref']}" for key, spec in testbed_images.specs().items()
         },
@@ -496,6 +499,12 @@ def up(cfg: Config, skip_debian: bool) -> int:
                 and not (skip_debian and spec.get("kind") == "debootstrap")
             ]
             testbed_modern.ensure_images(modern, shared, say)
+        if classic_host().startswith("unix://"):  # tcp and ssh ways into the classic engine
+            remote = testbed_remote.from_env(cfg.state_dir)
+            pids |= testbed_remote.ensure(
+                remote, classic_host()[7:], say=say, start=start_background, wait=wait_until,
+                pid_running=pid_running,
+            )  # fmt: skip
         if skip_debian:
             say("--skip-debian: state.json not written (the bed is not complete)")
         else:
@@ -508,6 +517,7 @@ def down(cfg: Config) -> int:
     with bed_lock(cfg):
         (cfg.state_dir / "state.json").unlink(missing_ok=True)
         stop_pid(cfg.state_dir / "nginx-master.pid", "nginx")
+        testbed_remote.stop(testbed_remote.from_env(cfg.state_dir), stop_pid)
         stop_pid(cfg.state_dir / "registry.pid", "docker-registry")
         modern = testbed_modern.from_env(cfg.state_dir)
         stop_pid(modern.dockerd_pidfile, "dockerd", grace=40.0)
@@ -549,10 +559,12 @@ def status(cfg: Config, as_json: bool) -> int:
             "local": engine and testbed_images.local_has(ref),
         }
     report["images"] = images
+    report["remote"] = remote = testbed_remote.status(testbed_remote.from_env(cfg.state_dir))
     ok = (
         all(report[k] for k in ("engine", "registry", "slow_registry", "state_file"))
         and all(v["registry"] for v in images.values())
         and modern_ok
+        and (bool(remote["tcp"] and remote["ssh"]) or not classic_host().startswith("unix://"))
     )
     report["ok"] = ok
     if as_json:
@@ -582,6 +594,8 @@ def status(cfg: Config, as_json: bool) -> int:
                 f" (Docker {m['version']}, containerd store {m['containerd_store']},"
                 f" {who(m['pid'])})"
             )
+        for way in ("tcp", "ssh"):
+            print(f"{way + ' way in':<15}{remote[way + '_host']} {up_down(remote[way])}")
         for key, where in images.items():
             marks = ", ".join(k for k, v in where.items() if v) or "missing"
             print(f"image {key:<9}{cfg.registry}/{testbed_images.specs()[key]['ref']}: {marks}")
@@ -594,6 +608,9 @@ def host(cfg: Config, name: str, as_env: bool) -> int:
     modern = testbed_modern.from_env(cfg.state_dir)
     if name == "classic":
         lines = {"DOCKER_HOST": classic_host()}
+    elif name in ("tcp", "ssh"):  # the classic engine through socat / the private sshd
+        remote = testbed_remote.from_env(cfg.state_dir)
+        lines = {"DOCKER_HOST": remote.tcp_host if name == "tcp" else remote.ssh_host}
     elif not testbed_modern.enabled():
         raise SetupError("TESTBED_MODERN=0: this bed has no modern engine")
     elif name == "modern":
@@ -637,7 +654,7 @@ def _main(argv: list[str]) -> int:
     p_status = sub.add_parser("status", help="report; exit 0 only when all is up")
     p_status.add_argument("--json", action="store_true")
     p_host = sub.add_parser("host", help="print an engine's DOCKER_HOST value")
-    p_host.add_argument("engine", choices=("classic", "modern", "tls"))
+    p_host.add_argument("engine", choices=("classic", "modern", "tls", "tcp", "ssh"))
     p_host.add_argument("--env", action="store_true", help="print export lines instead")
     args = parser.parse_args(argv)
     cfg = Config.from_env()

@@ -1,17 +1,77 @@
-"""What every subcommand shares: display options, exit status from the tasks' ends."""
+"""What every subcommand shares: engine and display options, exit status from the tasks' ends.
+
+A command that talks to the engine calls :func:`add_engine_options` on its parser (one line)
+and passes :func:`engine_options` of its arguments to the adapters (``host=``, ``context=``);
+:func:`check_engine_options` resolves them up front so that a bad ``-H`` or a context that
+does not exist is a usage error (exit status 2) before anything is shown.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from dockprogress.errors import DockProgressError, UsageError
 from dockprogress.events import State, TaskEvent
 from dockprogress.sinks.base import Fanout, Sink
 from dockprogress.sinks.display import PROGRESS_MODES, open_display
 
-__all__ = ["ExitStatus", "add_display_options", "run_with_display"]
+__all__ = [
+    "ExitStatus",
+    "add_display_options",
+    "add_engine_options",
+    "check_engine_options",
+    "engine_options",
+    "run_with_display",
+]
+
+
+def add_engine_options(
+    parser: argparse.ArgumentParser, *, host_flags: tuple[str, ...] = ("-H", "--host")
+) -> None:
+    """``-H/--host HOST`` and ``--context NAME``: which engine, as with the docker CLI.
+
+    ``host_flags`` renames the host option where ``--host`` means something else (``serve``
+    binds to ``--host``: it takes ``-H/--docker-host``).
+    """
+    group = parser.add_argument_group(
+        "engine",
+        "which Docker engine, found as the docker CLI finds it: -H, --context, DOCKER_HOST, "
+        "DOCKER_CONTEXT, the CLI config's current context, the default socket",
+    )
+    group.add_argument(
+        *host_flags,
+        dest="engine_host",
+        metavar="HOST",
+        default=None,
+        help="engine address: unix:///path, tcp://host:port (TLS with DOCKER_TLS_VERIFY and "
+        "DOCKER_CERT_PATH), ssh://[user@]host[:port]",
+    )
+    group.add_argument(
+        "--context",
+        dest="engine_context",
+        metavar="NAME",
+        default=None,
+        help="docker context to use (see `docker context ls`)",
+    )
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``host=`` and ``context=`` for the adapters, from :func:`add_engine_options`' flags."""
+    return {
+        "host": getattr(args, "engine_host", None),
+        "context": getattr(args, "engine_context", None),
+    }
+
+
+def check_engine_options(args: argparse.Namespace) -> None:
+    """Resolve the engine now: ``UsageError`` for ``-H`` with ``--context``, a bad address,
+    a context that does not exist or an unreadable CLI config."""
+    from dockprogress.docker.endpoint import resolve
+
+    resolve(**engine_options(args))
 
 
 def add_display_options(parser: argparse.ArgumentParser) -> None:

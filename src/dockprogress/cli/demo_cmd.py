@@ -26,7 +26,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dockprogress.cli.common import add_display_options, run_with_display
+from dockprogress.cli.common import (
+    add_display_options,
+    add_engine_options,
+    check_engine_options,
+    engine_options,
+    run_with_display,
+)
 from dockprogress.errors import DockProgressError, EngineError, UsageError
 from dockprogress.events import TaskEvent
 from dockprogress.examples import example_path, example_text
@@ -60,6 +66,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--scale", type=int, default=25, help="pgbench scale of the PostgreSQL load (default 25)"
     )
+    add_engine_options(parser)
     add_display_options(parser)
     parser.set_defaults(func=run)
 
@@ -69,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
 
     from dockprogress.docker.client import connect
 
-    client = connect()
+    check_engine_options(args)
+    engine = engine_options(args)
+    client = connect(**engine)
     _require_images(client)
     server = None
     if not args.no_dashboard:
@@ -87,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         )
         containers.append(python)
         _remove_image(client, PULL_IMAGE)
-        jobs = _jobs(postgres.name, python.name)
+        jobs = _jobs(postgres.name, python.name, engine)
 
         def produce(sink: Sink) -> None:
             target: Sink = sink
@@ -111,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- the three jobs
 
 
-def _jobs(postgres: str, python: str) -> list[Callable[[], Iterator[TaskEvent]]]:
+def _jobs(
+    postgres: str, python: str, engine: dict[str, Any]
+) -> list[Callable[[], Iterator[TaskEvent]]]:
     from dockprogress.core.milestones import load_milestones
     from dockprogress.docker.exec import iter_exec
     from dockprogress.docker.logs import iter_follow
@@ -120,12 +131,13 @@ def _jobs(postgres: str, python: str) -> list[Callable[[], Iterator[TaskEvent]]]
     milestones = load_milestones(example_path("postgres-load.toml"))
     tqdm_script = example_text("tqdm_demo.py")
     return [
-        lambda: iter_pull(f"{SLOW_REGISTRY}/{PULL_IMAGE}", priority=0),
-        lambda: iter_follow(postgres, milestones=milestones, priority=1),
+        lambda: iter_pull(f"{SLOW_REGISTRY}/{PULL_IMAGE}", priority=0, **engine),
+        lambda: iter_follow(postgres, milestones=milestones, priority=1, **engine),
         lambda: iter_exec(
             python,
             ["python3", "-c", tqdm_script, "bytes", "150", "0.1"],
             task_id=f"exec:{python}:tqdm_demo.py",
+            **engine,
         ),
     ]
 

@@ -18,7 +18,13 @@ import sys
 from collections.abc import Generator, Iterator
 from typing import Any, BinaryIO, NoReturn
 
-from dockprogress.cli.common import add_display_options, run_with_display
+from dockprogress.cli.common import (
+    add_display_options,
+    add_engine_options,
+    check_engine_options,
+    engine_options,
+    run_with_display,
+)
 from dockprogress.core.execprogress import compile_bar_pattern, recognisers_for
 from dockprogress.errors import UsageError
 from dockprogress.events import TaskEvent
@@ -64,6 +70,7 @@ def _add_exec_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-u", "--user", default="", help="user to run the command as")
     parser.add_argument("-w", "--workdir", default=None, help="working directory")
+    add_engine_options(parser)
 
 
 def _split(args: argparse.Namespace) -> list[str]:
@@ -148,6 +155,7 @@ def run_exec(args: argparse.Namespace) -> int:
         if not key or not sep:
             raise UsageError(f"--env must be KEY=VALUE, not {item!r}")
         environment[key] = value
+    check_engine_options(args)
     from dockprogress.docker.exec import iter_exec
 
     def produce(sink: Sink) -> None:
@@ -158,6 +166,7 @@ def run_exec(args: argparse.Namespace) -> int:
             environment=environment,
             user=args.user,
             workdir=args.workdir,
+            **engine_options(args),
             **options,
         )
         _send_all(events, sink)

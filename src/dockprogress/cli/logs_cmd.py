@@ -12,7 +12,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dockprogress.cli.common import add_display_options, run_with_display
+from dockprogress.cli.common import (
+    add_display_options,
+    add_engine_options,
+    check_engine_options,
+    engine_options,
+    run_with_display,
+)
 from dockprogress.core.milestones import load_milestones
 from dockprogress.errors import UsageError
 from dockprogress.sinks.base import Sink
@@ -44,6 +50,7 @@ def register(subparsers: Any) -> None:
         default=300.0,
         help="warn when no milestone matched for this long (default 300)",
     )
+    add_engine_options(parser)
     add_display_options(parser)
     parser.set_defaults(func=run)
 
@@ -54,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stall_after is not None and args.stall_after <= 0:
         raise UsageError("logs: --stall-after must be positive")
     milestones = load_milestones(args.milestones)
+    check_engine_options(args)
     calibrate = not args.no_calibration
 
     def produce(sink: Sink) -> None:
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 profile=args.profile,
                 calibrate=calibrate,
                 stall_after=args.stall_after,
+                **engine_options(args),
             )
         else:
             from dockprogress.docker.logs import iter_follow
@@ -76,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 profile=args.profile if calibrate else None,
                 calibrate=calibrate,
                 stall_after=args.stall_after,
+                **engine_options(args),
             )
         for event in events:
             sink.send(event)

@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dockprogress.cli.common import add_display_options, run_with_display
+from dockprogress.cli.common import (
+    add_display_options,
+    add_engine_options,
+    check_engine_options,
+    engine_options,
+    run_with_display,
+)
 from dockprogress.core.manifest import parse_platform, parse_reference
 from dockprogress.sinks.base import Sink
 
@@ -33,6 +39,7 @@ def register(subparsers: Any) -> None:
         metavar="OS/ARCH",
         help="platform to pull (default: the engine's own), e.g. linux/arm64/v8",
     )
+    add_engine_options(parser)
     add_display_options(parser)
     parser.set_defaults(func=run)
 
@@ -43,11 +50,12 @@ def run(args: argparse.Namespace) -> int:
         parse_reference(image)
     if args.platform:
         parse_platform(args.platform)
+    check_engine_options(args)
 
     def produce(sink: Sink) -> None:
         from dockprogress.docker.pull import PullSession
 
-        session = PullSession(args.images, platform=args.platform)
+        session = PullSession(args.images, platform=args.platform, **engine_options(args))
         try:
             for event in session:
                 sink.send(event)

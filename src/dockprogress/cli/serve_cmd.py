@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from dockprogress.cli.common import add_engine_options, check_engine_options, engine_options
 from dockprogress.sinks.web import DEFAULT_HOST, DEFAULT_PORT
 
 __all__ = ["register", "run"]
@@ -32,11 +33,22 @@ def register(subparsers: Any) -> None:
         help="require this token for the API and the event stream (or DOCKPROGRESS_TOKEN); "
         "generated when binding to a non-loopback address without one",
     )
+    # --host is the address to bind: the engine is -H/--docker-host here.
+    add_engine_options(parser, host_flags=("-H", "--docker-host"))
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dockprogress.docker.client import connect
+    from dockprogress.sinks.web.hub import EventHub
+    from dockprogress.sinks.web.runner import TaskRunner
     from dockprogress.sinks.web.server import resolve_token, run_server
+
+    check_engine_options(args)
+    engine = engine_options(args)
+    hub = EventHub()
+    # The dashboard's own tasks (started from the page) go to the engine chosen here.
+    runner = TaskRunner(hub, docker_client=lambda: connect(**engine))
 
     given = args.token if args.token is not None else os.environ.get("DOCKPROGRESS_TOKEN")
     token, generated = resolve_token(args.host, given)
@@ -48,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"dockprogress: generated token: {token}", file=sys.stderr)
     print(f"dockprogress: dashboard at {url}", file=sys.stderr, flush=True)
     try:
-        run_server(args.host, args.port, token)
+        run_server(args.host, args.port, token, hub, runner=runner)
     except KeyboardInterrupt:
         return 0
     return 0

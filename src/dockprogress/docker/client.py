@@ -1,78 +1,153 @@
 """Reaching the Docker engine the way the docker CLI does, with errors a person can act on.
 
-:func:`connect` returns a :class:`docker.DockerClient` found like ``docker`` finds it:
-``DOCKER_HOST`` (with ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``) when set, else the default
-socket ``unix:///var/run/docker.sock``. It checks the engine answers (``ping``) and raises
-:class:`~dockprogress.errors.EngineError` naming the address tried and what to do.
+:func:`connect` returns a :class:`docker.DockerClient` for the engine that
+:func:`~dockprogress.docker.endpoint.resolve` finds (``-H``, ``--context``, ``DOCKER_HOST``
+with ``DOCKER_TLS_VERIFY``/``DOCKER_CERT_PATH``, ``DOCKER_CONTEXT``, the CLI config's current
+context, the default socket) over unix sockets, plain tcp, tcp with TLS, and ssh (docker-py's
+paramiko transport; the remote side runs ``docker system dial-stdio``). It checks the engine
+answers (``ping``) and raises :class:`~dockprogress.errors.EngineError` naming the address,
+where it came from, and what to do; resolution problems (no such context) are
+:class:`~dockprogress.errors.UsageError`.
 
 :func:`translate_errors` is the one boundary where docker-py's and requests' exceptions
 become dockprogress errors; every adapter wraps its engine calls in it.
+:func:`endpoint_of` tells which endpoint a client made here talks to (adapters use it to
+name the engine in errors, and the exec adapter to know whether the engine's pids are ours).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import docker
 import docker.errors
+import docker.tls
 import requests.exceptions
 
-from dockprogress.errors import EngineError
+from dockprogress.docker.endpoint import DEFAULT_HOST, Endpoint, resolve
+from dockprogress.errors import DockProgressError, EngineError, UsageError
 
-__all__ = ["DEFAULT_HOST", "connect", "engine_address", "engine_platform", "translate_errors"]
+__all__ = [
+    "DEFAULT_HOST",
+    "Endpoint",
+    "connect",
+    "endpoint_of",
+    "engine_address",
+    "engine_platform",
+    "translate_errors",
+]
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
+# Clients made by connect() (and their low-level APIClient) -> the endpoint they talk to.
+_ENDPOINTS: weakref.WeakKeyDictionary[Any, Endpoint] = weakref.WeakKeyDictionary()
 
 
-def engine_address() -> str:
-    """The address the docker CLI would use: ``DOCKER_HOST`` or the default socket."""
-    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+def engine_address(host: str | None = None, context: str | None = None) -> str:
+    """The address the docker CLI would use, and where it came from (for messages)."""
+    try:
+        return resolve(host, context).describe()
+    except UsageError:
+        return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
-def _hint(address: str) -> str:
-    if address.startswith("unix://"):
-        path = address.removeprefix("unix://")
+def endpoint_of(client: Any) -> Endpoint | None:
+    """The endpoint of a client made by :func:`connect` (or its ``.api``); else ``None``."""
+    try:
+        return _ENDPOINTS.get(client) or _ENDPOINTS.get(getattr(client, "api", None))
+    except TypeError:  # not weak-referenceable: not one of ours
+        return None
+
+
+def _hint(endpoint: Endpoint | None) -> str:
+    if endpoint is None or endpoint.local:
+        path = (endpoint.host if endpoint else DEFAULT_HOST).removeprefix("unix://")
         if not os.path.exists(path):
             return f"{path} does not exist: is dockerd running? (or set DOCKER_HOST)"
         if not os.access(path, os.R_OK | os.W_OK):
             return f"no permission on {path}: join the docker group or run as root"
         return "is dockerd running and answering on it?"
-    return "is the engine running there, and is DOCKER_HOST right?"
+    if endpoint.transport == "ssh":
+        return (
+            "can this machine log in there with a key (ssh-agent, ~/.ssh/config IdentityFile) "
+            "and is the host in ~/.ssh/known_hosts? the remote side needs the docker CLI "
+            "(it runs `docker system dial-stdio`)"
+        )
+    where = f"context {endpoint.context!r}" if endpoint.context else endpoint.source
+    if endpoint.transport == "tls":
+        return f"is the engine running there, and are the TLS files of {where} right?"
+    return f"is the engine running there, and is {where} right?"
+
+
+def _describe(endpoint: Endpoint | None) -> str:
+    return endpoint.describe() if endpoint is not None else engine_address()
 
 
 @contextmanager
-def translate_errors(action: str = "talk to the Docker engine") -> Iterator[None]:
+def translate_errors(
+    action: str = "talk to the Docker engine", endpoint: Endpoint | None = None
+) -> Iterator[None]:
     """Turn docker-py/requests connection and API errors raised inside into ``EngineError``.
 
     ``docker.errors.NotFound`` and other ``APIError`` keep the engine's own explanation.
+    Connection errors name ``endpoint`` (default: the one the environment selects).
     Errors that are already dockprogress errors pass through unchanged.
     """
-    address = engine_address()
     try:
         yield
+    except DockProgressError:
+        raise
     except docker.errors.APIError as exc:
         explanation = exc.explanation or str(exc)
         if isinstance(explanation, bytes):
             explanation = explanation.decode("utf-8", "replace")
         raise EngineError(f"could not {action}: {explanation}") from exc
     except docker.errors.DockerException as exc:
-        raise EngineError(f"could not {action} at {address}: {exc}; {_hint(address)}") from exc
+        raise EngineError(
+            f"could not {action} at {_describe(endpoint)}: {exc}; {_hint(endpoint)}"
+        ) from exc
     except requests.exceptions.ConnectionError as exc:
         raise EngineError(
-            f"lost the connection to the Docker engine at {address} while trying to {action}: "
-            f"{exc}; {_hint(address)}"
+            f"lost the connection to the Docker engine at {_describe(endpoint)} while trying to "
+            f"{action}: {exc}; {_hint(endpoint)}"
         ) from exc
     except requests.exceptions.RequestException as exc:
-        raise EngineError(f"could not {action} at {address}: {exc}") from exc
+        raise EngineError(f"could not {action} at {_describe(endpoint)}: {exc}") from exc
+    except OSError as exc:  # ssh (paramiko) and TLS failures below requests
+        raise EngineError(
+            f"could not {action} at {_describe(endpoint)}: {exc}; {_hint(endpoint)}"
+        ) from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("paramiko"):  # authentication, unknown host key
+            raise EngineError(
+                f"could not {action} at {_describe(endpoint)}: ssh: {exc or type(exc).__name__}; "
+                f"{_hint(endpoint)}"
+            ) from exc
+        raise
 
 
-def connect(*, timeout: float = 60.0, **kwargs: Any) -> docker.DockerClient:
-    """A client for the engine the docker CLI would use; ``EngineError`` if it does not answer."""
-    with translate_errors("connect to the Docker engine"):
-        client = docker.from_env(timeout=int(timeout), **kwargs)
+def connect(
+    *,
+    host: str | None = None,
+    context: str | None = None,
+    endpoint: Endpoint | None = None,
+    timeout: float = 60.0,
+    **kwargs: Any,
+) -> docker.DockerClient:
+    """A client for the engine the docker CLI would use with ``-H host``/``--context``.
+
+    ``endpoint`` (from :func:`~dockprogress.docker.endpoint.resolve`) skips the resolution.
+    ``kwargs`` go to :class:`docker.DockerClient`. Raises ``UsageError`` when the flags or
+    the CLI's files select nothing usable, ``EngineError`` when the engine does not answer.
+    """
+    endpoint = endpoint if endpoint is not None else resolve(host, context)
+    with translate_errors("connect to the Docker engine", endpoint):
+        client = _client(endpoint, timeout, kwargs)
+        _ENDPOINTS[client] = endpoint
+        _ENDPOINTS[client.api] = endpoint
         try:
             client.ping()
         except BaseException:
@@ -81,8 +156,58 @@ def connect(*, timeout: float = 60.0, **kwargs: Any) -> docker.DockerClient:
     return client
 
 
+def _client(endpoint: Endpoint, timeout: float, kwargs: dict[str, Any]) -> docker.DockerClient:
+    tls: Any = False
+    if endpoint.tls is not None:
+        settings = endpoint.tls
+        if not settings.verify:
+            # The user asked for no verification (SkipTLSVerify, DOCKER_TLS without VERIFY):
+            # the docker CLI says nothing about it either, so neither do requests.
+            import urllib3.exceptions
+
+            warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+        tls = _TLSConfig(
+            client_cert=(settings.cert, settings.key) if settings.cert and settings.key else None,
+            ca_cert=settings.ca,
+            verify=settings.verify,
+        )
+    if endpoint.transport == "ssh":
+        _require_paramiko()
+    return docker.DockerClient(
+        base_url=endpoint.host,
+        tls=tls,
+        timeout=int(timeout),
+        use_ssh_client=False,
+        **kwargs,
+    )
+
+
+class _TLSConfig(docker.tls.TLSConfig):  # type: ignore[misc]
+    """docker-py's TLS settings, kept over the environment's CA bundle.
+
+    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` replace a session's ``verify``
+    (requests issue 3829): the engine's CA from the context or ``DOCKER_CERT_PATH`` would be
+    ignored. The session is told not to read the environment (set before docker-py's first
+    request, which asks the engine's API version).
+    """
+
+    def configure_client(self, client: Any) -> None:
+        super().configure_client(client)
+        client.trust_env = False
+
+
+def _require_paramiko() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("paramiko") is None:
+        raise UsageError(
+            "ssh:// engines need paramiko: pip install 'docker[ssh]' (dockprogress depends "
+            "on it; a trimmed install may lack it)"
+        )
+
+
 def engine_platform(client: docker.DockerClient) -> tuple[str, str]:
     """The engine's ``(os, arch)`` as ``docker version`` reports them (e.g. linux, amd64)."""
-    with translate_errors("ask the Docker engine for its version"):
+    with translate_errors("ask the Docker engine for its version", endpoint_of(client)):
         info = client.version()
     return str(info.get("Os") or "linux"), str(info.get("Arch") or "amd64")

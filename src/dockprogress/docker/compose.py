@@ -48,6 +48,8 @@ def iter_follow_project(
     profile: str | None = None,
     calibrate: bool = True,
     cancel: threading.Event | None = None,
+    host: str | None = None,
+    context: str | None = None,
     **options: Any,
 ) -> Iterator[TaskEvent]:
     """Follow every container of compose ``project``; ``UsageError`` if it has none.
@@ -56,7 +58,7 @@ def iter_follow_project(
     ``progress_handler``, ``tick_interval``, …).
     """
     owns_client = client is None
-    client = client if client is not None else connect()
+    client = client if client is not None else connect(host=host, context=context)
     stop = cancel if cancel is not None else threading.Event()
     try:
         jobs = _jobs(client, project, milestones)

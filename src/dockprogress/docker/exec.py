@@ -11,8 +11,9 @@ The adapter only moves bytes from the engine into
 3. read until EOF, then ``exec_inspect`` for ``ExitCode`` (null until the command ended);
 4. cancelling (the ``cancel`` event, Ctrl-C, or closing the generator) kills the command:
    its ``Pid`` from ``exec_inspect`` is signalled from here when that pid is visible in this
-   pid namespace *and* belongs to the container (checked in its cgroup), otherwise a second
-   exec kills every process carrying this exec's marker.
+   pid namespace *and* belongs to the container (checked in its cgroup) *and* the engine is
+   reached through a local unix socket, otherwise (a remote engine: tcp, TLS, ssh, whose
+   pids are another machine's) a second exec kills every process carrying this exec's marker.
 
 Forms: :func:`iter_exec` (blocking generator), :func:`exec_with_progress` (callbacks,
 including the seed's ``progress_callback(percent)``), :func:`aexec` (``async for``). Ending
@@ -30,6 +31,7 @@ import select
 import shlex
 import signal
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -39,7 +41,7 @@ from typing import Any, BinaryIO, Final, Literal
 from dockprogress._bridge import aiter_in_thread, drive
 from dockprogress.core.barfiles import Recognisers
 from dockprogress.core.execprogress import ExecTracker
-from dockprogress.docker.client import translate_errors
+from dockprogress.docker.client import connect, endpoint_of
 from dockprogress.errors import DockProgressError, EngineError, UsageError
 from dockprogress.events import Operation, TaskEvent
 from dockprogress.local._pump import IDLE_FLUSH, pump
@@ -72,11 +74,14 @@ def iter_exec(
     clock: Clock = time.time,
     idle: float = IDLE_FLUSH,
     kill_via: KillVia = "auto",
+    host: str | None = None,
+    context: str | None = None,
 ) -> Iterator[TaskEvent]:
     """Run ``cmd`` in ``container`` with a TTY of ``size`` (columns, lines); yield its events.
 
-    ``client`` is a ``docker.DockerClient`` or ``docker.APIClient`` (default: from the
-    environment, like the docker CLI). ``passthrough`` receives the raw output bytes.
+    ``client`` is a ``docker.DockerClient`` or ``docker.APIClient`` (default: the engine
+    ``host``/``context`` select, else the docker CLI's choice from the environment).
+    ``passthrough`` receives the raw output bytes.
     """
     argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
     if not argv:
@@ -92,7 +97,7 @@ def iter_exec(
         clock=clock,
     )
     try:
-        api, owned = _api_client(client)
+        api, owned = _api_client(client, host, context)
     except EngineError as exc:  # the task ends in error like any other failure to start
         event = tracker.task.fail(str(exc))
         if event is not None:
@@ -225,15 +230,20 @@ async def aexec(
 # ----------------------------------------------------------------------- engine calls
 
 
-def _api_client(client: Any) -> tuple[Any, bool]:
+def _api_client(client: Any, host: str | None, context: str | None) -> tuple[Any, bool]:
     """The low-level client, and whether it is ours to close."""
     if client is None:
-        import docker
-
-        # The one translation of connection errors: names the socket tried and what to do.
-        with translate_errors("connect to the Docker engine"):
-            return docker.APIClient(**docker.utils.kwargs_from_env()), True
+        # connect() names the address tried, where it came from, and what to do.
+        return connect(host=host, context=context).api, True
     return getattr(client, "api", client), False
+
+
+def _local_engine(api: Any) -> bool:
+    """Is the engine reached through a unix socket (its host pids may be ours)?"""
+    endpoint = endpoint_of(api)
+    if endpoint is not None:
+        return endpoint.local
+    return str(getattr(api, "base_url", "")).startswith("http+docker://localhost")
 
 
 def _supports_console_size(api: Any) -> bool:
@@ -290,12 +300,16 @@ def _start(api: Any, exec_id: str) -> tuple[socket.socket, bytes, object]:
     raw = api._get_raw_response_socket(response)
     sock: socket.socket = getattr(raw, "_sock", raw)
     initial = b""
-    buffered = getattr(getattr(getattr(response.raw, "_fp", None), "fp", None), "read1", None)
-    if buffered is not None:
+    fp: Any = getattr(getattr(response.raw, "_fp", None), "fp", None)
+    buffered = getattr(fp, "read1", None)
+    pending = getattr(fp, "_rbuffer", None)  # paramiko's channel file (ssh://) reads ahead
+    if isinstance(pending, bytes):
+        initial, fp._rbuffer = pending, b""
+    elif buffered is not None:
         sock.setblocking(False)
         try:
             initial = buffered(65536) or b""
-        except (BlockingIOError, ValueError):
+        except (BlockingIOError, ssl.SSLWantReadError, ValueError):
             initial = b""
         finally:
             sock.setblocking(True)
@@ -351,7 +365,7 @@ def _kill(api: Any, container: str, exec_id: str, marker: str, via: KillVia) -> 
         return
     pid = int(info.get("Pid") or 0)
     container_id = str(info.get("ContainerID") or container)
-    host = via == "host" or (via == "auto" and _visible(pid, container_id))
+    host = via == "host" or (via == "auto" and _local_engine(api) and _visible(pid, container_id))
     for sig in (signal.SIGTERM, signal.SIGKILL):
         if host:
             _signal_host(pid, sig)

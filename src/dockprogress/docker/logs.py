@@ -83,8 +83,13 @@ def iter_follow(
     restart_grace: float = 2.0,
     detail: Mapping[str, Any] | None = None,
     priority: int = 0,
+    host: str | None = None,
+    context: str | None = None,
 ) -> Iterator[TaskEvent]:
     """Follow ``container`` (name or id), yielding its task's events until it ends.
+
+    The engine is ``client``, else the one ``host``/``context`` select (``-H``/``--context``),
+    else the docker CLI's choice from the environment.
 
     ``profile`` is a profile name or path (loaded before, updated after a ``done`` run) or a
     :class:`Profile` (used as is, not saved); without one, the milestone file's ``name`` is
@@ -106,6 +111,7 @@ def iter_follow(
         restart_grace=restart_grace,
         detail=detail,
         priority=priority,
+        engine=(host, context),
     )
     yield from follower.run()
 
@@ -249,8 +255,10 @@ class _Follower:
         restart_grace: float,
         detail: Mapping[str, Any] | None,
         priority: int,
+        engine: tuple[str | None, str | None] = (None, None),
     ) -> None:
         self.container = container
+        self.engine = engine  # (host, context) when no client is given
         self.milestones = milestones
         self.progress_handler = progress_handler
         self.profile_ref = profile
@@ -294,7 +302,11 @@ class _Follower:
     def run(self) -> Iterator[TaskEvent]:
         owns_client = self.client is None
         try:
-            client = self.client if self.client is not None else connect()
+            client = (
+                self.client
+                if self.client is not None
+                else connect(host=self.engine[0], context=self.engine[1])
+            )
             api = client.api
             info = self._inspect(api)
         except EngineError as exc:

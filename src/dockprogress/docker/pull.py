@@ -44,7 +44,7 @@ from dockprogress._bridge import aiter_in_thread
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.manifest import ImageRef, Platform, parse_platform, parse_reference
 from dockprogress.core.pull import PullTracker
-from dockprogress.docker.client import connect, engine_platform, translate_errors
+from dockprogress.docker.client import connect, endpoint_of, engine_platform, translate_errors
 from dockprogress.docker.registry import fetch_manifest
 from dockprogress.errors import DockProgressError, PullError, RegistryError
 from dockprogress.events import Kind, Operation, State, TaskEvent
@@ -101,6 +101,8 @@ class PullSession:
         registry_timeout: float = 10.0,
         ask_registry: bool = True,
         priority: int = 0,
+        host: str | None = None,
+        context: str | None = None,
     ) -> None:
         names = [images] if isinstance(images, str) else list(images)
         if not names:
@@ -110,6 +112,8 @@ class PullSession:
         self._platform_arg = str(self.platform) if self.platform else None
         self._client = client
         self._own_client = client is None
+        self._host = host
+        self._context = context
         self._clock = clock
         self._registry_timeout = registry_timeout
         self._ask_registry = ask_registry
@@ -193,7 +197,7 @@ class PullSession:
 
     def _connect(self) -> docker.DockerClient:
         if self._client is None:
-            self._client = connect()
+            self._client = connect(host=self._host, context=self._context)
         return self._client
 
     def _get(self) -> tuple[str, _Job | None, Any]:
@@ -277,7 +281,7 @@ class PullSession:
         decoder = JsonLinesDecoder()
         response: Any = None
         try:
-            with translate_errors(f"pull {ref.canonical}"):
+            with translate_errors(f"pull {ref.canonical}", endpoint_of(client)):
                 try:
                     chunks = client.api.pull(
                         ref.name,
@@ -419,9 +423,14 @@ def iter_pull(
     registry_timeout: float = 10.0,
     ask_registry: bool = True,
     priority: int = 0,
+    host: str | None = None,
+    context: str | None = None,
 ) -> Iterator[TaskEvent]:
     """Pull ``images`` (one or several, concurrently), yielding every task event.
 
+    The engine is ``client``, else the one ``host`` (``-H``) or ``context`` (``--context``)
+    selects, else the docker CLI's choice from the environment (see
+    :mod:`dockprogress.docker.endpoint`); the manifest is asked from this machine.
     Raises :class:`PullError` (engine's message) or :class:`EngineError` once all tasks ended.
     """
     session = PullSession(
@@ -432,6 +441,8 @@ def iter_pull(
         registry_timeout=registry_timeout,
         ask_registry=ask_registry,
         priority=priority,
+        host=host,
+        context=context,
     )
     yield from session
 

@@ -418,8 +418,11 @@ def run_server(
     hub: EventHub | None = None,
     *,
     log_level: str = "warning",
+    runner: TaskRunner | None = None,
 ) -> None:
     """Serve the dashboard until interrupted (blocking). A non-loopback ``host`` needs a token.
+
+    ``runner`` starts the page's own tasks (default: one on the hub, default engine).
 
     Raises :class:`UsageError` when ``host`` is not loopback and ``token`` is ``None``
     (use :func:`resolve_token` first to generate one).
@@ -428,7 +431,7 @@ def run_server(
 
     if token is None and not is_loopback(host):
         raise UsageError(f"binding to {host} needs a token (--token or DOCKPROGRESS_TOKEN)")
-    app = create_app(hub, token)
+    app = create_app(hub, token, runner=runner)
     uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
 
 
