@@ -110,7 +110,8 @@ def test_a_context_is_found_by_the_sha256_of_its_name(tmp_path: Path) -> None:
 
 
 def test_context_tls_material_turns_tls_on(tmp_path: Path) -> None:
-    tls = write_context(tmp_path, "secure", "tcp://5.5.5.5:2376", tls_files=("ca.pem", "cert.pem", "key.pem"))  # fmt: skip
+    files = ("ca.pem", "cert.pem", "key.pem")
+    tls = write_context(tmp_path, "secure", "tcp://5.5.5.5:2376", tls_files=files)
     endpoint = resolve(context="secure", env={"DOCKER_CONFIG": str(tmp_path)})
     assert endpoint.tls == TLS(
         verify=True, ca=str(tls / "ca.pem"), cert=str(tls / "cert.pem"), key=str(tls / "key.pem")
@@ -153,7 +154,8 @@ def test_docker_tls_verify_and_cert_path(tmp_path: Path) -> None:
     loose = resolve(
         host="tcp://9.9.9.9:2376", env={**env, "DOCKER_TLS_VERIFY": "", "DOCKER_TLS": "1"}
     )
-    assert loose.tls is not None and not loose.tls.verify
+    assert loose.tls is not None
+    assert not loose.tls.verify
     assert resolve(env={"DOCKER_HOST": "tcp://9.9.9.9:2376"}).tls is None
 
 
