@@ -176,7 +176,7 @@ def test_missing_context_says_what_to_run(config: Path) -> None:
         with pytest.raises(UsageError, match=r"context 'nope'.*does not exist.*docker context ls"):
             resolve(**flags, env={"DOCKER_CONFIG": str(config), **env})
     (config / "config.json").write_text('{"currentContext": "gone"}')
-    with pytest.raises(DockProgressError, match="currentContext in .*docker context ls"):
+    with pytest.raises(DockProgressError, match=r"currentContext in .*docker context ls"):
         resolve(env={"DOCKER_CONFIG": str(config)})
 
 
@@ -199,7 +199,7 @@ def test_a_context_without_a_docker_endpoint(tmp_path: Path) -> None:
     meta = tmp_path / "contexts" / "meta" / digest
     meta.mkdir(parents=True)
     (meta / "meta.json").write_text('{"Name": "k8s", "Endpoints": {}}')
-    with pytest.raises(UsageError, match="no docker endpoint.*docker context inspect k8s"):
+    with pytest.raises(UsageError, match=r"no docker endpoint.*docker context inspect k8s"):
         resolve(context="k8s", env={"DOCKER_CONFIG": str(tmp_path)})
 
 
