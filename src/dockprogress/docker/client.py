@@ -21,7 +21,7 @@ import os
 import warnings
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import docker
@@ -35,6 +35,7 @@ from dockprogress.errors import DockProgressError, EngineError, UsageError
 __all__ = [
     "DEFAULT_HOST",
     "Endpoint",
+    "close_ssh_stream",
     "connect",
     "endpoint_of",
     "engine_address",
@@ -204,6 +205,21 @@ def _require_paramiko() -> None:
             "ssh:// engines need paramiko: pip install 'docker[ssh]' (dockprogress depends "
             "on it; a trimmed install may lack it)"
         )
+
+
+def close_ssh_stream(stream: Any) -> None:
+    """Close the ssh channel under a docker-py stream (``CancellableStream``), waking its reader.
+
+    docker-py's ``CancellableStream.close`` shuts unix and tcp sockets down but refuses ssh
+    channels ("not supported for the SSH protocol"); closing the paramiko channel does it.
+    Anything else is left alone.
+    """
+    fp = getattr(getattr(getattr(stream, "_response", None), "raw", None), "_fp", None)
+    channel = getattr(getattr(fp, "fp", None), "channel", None)
+    close = getattr(channel, "close", None)
+    if close is not None:
+        with suppress(Exception):
+            close()
 
 
 def engine_platform(client: docker.DockerClient) -> tuple[str, str]:

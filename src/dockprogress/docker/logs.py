@@ -53,7 +53,7 @@ from dockprogress.core.calibration import Profile
 from dockprogress.core.lines import LogCursor, LogDecoder, format_since, split_timestamp
 from dockprogress.core.logprogress import LogProgress, ProgressHandler
 from dockprogress.core.milestones import MilestoneSet
-from dockprogress.docker.client import connect, translate_errors
+from dockprogress.docker.client import close_ssh_stream, connect, translate_errors
 from dockprogress.errors import DockProgressError, EngineError, StreamError
 from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.profiles import load_profile, record_run
@@ -235,6 +235,7 @@ class _EventWatcher:
         with contextlib.suppress(Exception):
             if self._stream is not None:
                 self._stream.close()
+        close_ssh_stream(self._stream)  # docker-py's close() refuses ssh:// streams
         self._thread.join(2.0)
 
 
