@@ -79,7 +79,8 @@ def test_logs(way: Way, way_client: docker.DockerClient, testbed: Bed) -> None:
         [("^step one$", 10, "One"), ("^step two$", 60, "Two"), ("^all done$", 100, "Done")]
     )
     try:
-        events = _check(list(iter_follow(name, milestones=milestones, calibrate=False, **way.kwargs)))  # fmt: skip
+        follow = iter_follow(name, milestones=milestones, calibrate=False, **way.kwargs)
+        events = _check(list(follow))
     finally:
         with contextlib.suppress(docker.errors.NotFound):
             way_client.api.remove_container(name, force=True)
@@ -114,7 +115,8 @@ def test_exec_cancel_kills_the_process_in_the_container(way: Way, box: Any) -> N
     events: list[TaskEvent] = []
     seen_running = False
     timer: threading.Timer | None = None
-    for event in iter_exec(box.name, ["sh", "-c", f"echo started; {marker}"], cancel=cancel, **way.kwargs):  # fmt: skip
+    command = ["sh", "-c", f"echo started; {marker}"]
+    for event in iter_exec(box.name, command, cancel=cancel, **way.kwargs):
         events.append(event)
         if event.state is State.RUNNING and not seen_running:
             seen_running = True
