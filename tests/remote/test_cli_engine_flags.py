@@ -7,14 +7,17 @@ selects the engine. Contexts are the ones ``docker context create`` made (confte
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 
 from tests.conftest import Testbed as Bed
@@ -153,3 +156,53 @@ def test_an_unreachable_engine_names_where_its_address_came_from(docker_config: 
     via_env = _cli("exec", "x", "--", "true", env=_env(DOCKER_HOST="tcp://127.0.0.1:9"))
     assert via_env.returncode == 1
     assert "tcp://127.0.0.1:9 (from DOCKER_HOST)" in via_env.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_runs_the_pages_tasks_on_its_dash_h_engine(remote: Any, box: Any) -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dockprogress", "serve", "--port", str(port),
+         "-H", remote.ssh_host],
+        env=_env(HOME=str(remote.client_home)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    http.get("/api/tasks")
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "serve did not answer"
+                    time.sleep(0.2)
+            started = http.post("/api/exec", json={"container": box.name, "cmd": ["true"]})
+            assert started.status_code == 202, started.text
+            task = started.json()["task"]
+            deadline = time.monotonic() + 30
+            state = None
+            while state not in ("done", "error", "cancelled") and time.monotonic() < deadline:
+                entries = {e["event"]["task"]: e["event"] for e in http.get("/api/tasks").json()}
+                state = entries.get(task, {}).get("state")
+                time.sleep(0.2)
+            assert state == "done", entries.get(task)
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
+
+
+def test_serve_with_a_missing_context_is_a_usage_error(docker_config: Path) -> None:
+    run = _cli(
+        "serve", "--port", "0", "--context", "nope", env=_env(DOCKER_CONFIG=str(docker_config))
+    )
+    assert run.returncode == 2
+    assert "docker context ls" in run.stderr

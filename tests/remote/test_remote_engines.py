@@ -67,7 +67,7 @@ def test_pull(way: Way, way_client: docker.DockerClient, testbed: Bed) -> None:
     assert last.total is not None
     assert last.current == last.total
     first_running = next(e for e in events if e.state is State.RUNNING)
-    assert first_running.detail.get("exact_total", True)  # the manifest came from here
+    assert first_running.detail["exact_total"] is True  # the manifest was read from here
     way_client.images.get(image)  # it is on the engine behind the way
 
 
