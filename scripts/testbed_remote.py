@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import socket
 import subprocess
 from collections.abc import Callable
@@ -119,6 +120,7 @@ HostKey {d / "ssh_host_ed25519_key"}
 PidFile none
 AuthorizedKeysFile {d / "authorized_keys"}
 PermitRootLogin prohibit-password
+AllowUsers {remote.user}
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -155,8 +157,8 @@ def _keygen(path: Path) -> None:
     )
 
 
-def ensure_files(remote: Remote) -> Path:
-    """Host key, client key, authorized_keys, the client's home; returns the sshd config."""
+def ensure_files(remote: Remote) -> tuple[Path, bool]:
+    """Host key, client key, authorized_keys, the client's home; the sshd config, changed?"""
     d = remote.ssh_dir
     d.mkdir(parents=True, exist_ok=True)
     host_key = d / "ssh_host_ed25519_key"
@@ -175,11 +177,25 @@ def ensure_files(remote: Remote) -> Path:
         f"[127.0.0.1]:{remote.ssh_port} {host_pub[0]} {host_pub[1]}\n"
     )
     config = d / "sshd_config"
-    config.write_text(sshd_config(remote))
-    return config
+    text = sshd_config(remote)
+    changed = not config.exists() or config.read_text() != text
+    if changed:
+        config.write_text(text)
+    return config, changed
 
 
 # ---------------------------------------------------------------- up, down
+
+
+class _Running:
+    """What testbed_bed.wait_until polls for a process it did not start: still running?"""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return None if Path(f"/proc/{self.pid}").exists() else -1
 
 
 def ensure(
@@ -208,9 +224,13 @@ def ensure(
         )
         wait(lambda: tcp_answers(remote), "socat", 20, proc)
         pids["socat"] = proc.pid
-    config = ensure_files(remote)
+    config, changed = ensure_files(remote)
     if ssh_answers(remote):
-        pids["sshd"] = pid_running(remote.sshd_pidfile, "sshd")
+        pids["sshd"] = pid = pid_running(remote.sshd_pidfile, "sshd")
+        if changed and pid is not None:
+            say(f"sshd config changed: reloading pid {pid}")
+            os.kill(pid, signal.SIGHUP)  # sshd re-executes itself with the new config
+            wait(lambda: ssh_answers(remote), "sshd", 20, _Running(pid))
     else:
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
         say(f"starting a private sshd on 127.0.0.1:{remote.ssh_port} (keys in {remote.ssh_dir})")

@@ -206,3 +206,15 @@ def test_serve_with_a_missing_context_is_a_usage_error(docker_config: Path) -> N
     )
     assert run.returncode == 2
     assert "docker context ls" in run.stderr
+
+
+def test_an_unknown_ssh_host_is_refused_with_what_to_check(remote: Any, tmp_path: Path) -> None:
+    # A home without known_hosts: the host key is unknown, and unknown hosts are refused.
+    run = _cli(
+        "exec", "x", "-H", remote.ssh_host, "--progress", "json", "--", "true",
+        env=_env(HOME=str(tmp_path)),
+    )  # fmt: skip
+    assert run.returncode == 1
+    assert f"{remote.ssh_host} (from -H): ssh:" in run.stderr
+    assert "known_hosts" in run.stderr
+    assert assert_event_output(run.stdout)[-1]["state"] == "error"

@@ -101,33 +101,38 @@ def translate_errors(
         yield
     except DockProgressError:
         raise
-    except docker.errors.APIError as exc:
+    except Exception as exc:
+        if endpoint is None:  # name the engine the environment selects
+            with suppress(UsageError):
+                endpoint = resolve()
+        error = _translated(exc, action, endpoint)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _translated(exc: Exception, action: str, endpoint: Endpoint | None) -> EngineError | None:
+    """The ``EngineError`` for a docker-py/requests/ssh/TLS failure; ``None``: not ours."""
+    where = _describe(endpoint)
+    if isinstance(exc, docker.errors.APIError):
         explanation = exc.explanation or str(exc)
         if isinstance(explanation, bytes):
             explanation = explanation.decode("utf-8", "replace")
-        raise EngineError(f"could not {action}: {explanation}") from exc
-    except docker.errors.DockerException as exc:
-        raise EngineError(
-            f"could not {action} at {_describe(endpoint)}: {exc}; {_hint(endpoint)}"
-        ) from exc
-    except requests.exceptions.ConnectionError as exc:
-        raise EngineError(
-            f"lost the connection to the Docker engine at {_describe(endpoint)} while trying to "
-            f"{action}: {exc}; {_hint(endpoint)}"
-        ) from exc
-    except requests.exceptions.RequestException as exc:
-        raise EngineError(f"could not {action} at {_describe(endpoint)}: {exc}") from exc
-    except OSError as exc:  # ssh (paramiko) and TLS failures below requests
-        raise EngineError(
-            f"could not {action} at {_describe(endpoint)}: {exc}; {_hint(endpoint)}"
-        ) from exc
-    except Exception as exc:
-        if type(exc).__module__.startswith("paramiko"):  # authentication, unknown host key
-            raise EngineError(
-                f"could not {action} at {_describe(endpoint)}: ssh: {exc or type(exc).__name__}; "
-                f"{_hint(endpoint)}"
-            ) from exc
-        raise
+        return EngineError(f"could not {action}: {explanation}")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return EngineError(
+            f"lost the connection to the Docker engine at {where} while trying to {action}: "
+            f"{exc}; {_hint(endpoint)}"
+        )
+    if isinstance(exc, requests.exceptions.RequestException):
+        return EngineError(f"could not {action} at {where}: {exc}")
+    # Below requests (its errors are OSErrors too): ssh channels, TLS handshakes.
+    if isinstance(exc, docker.errors.DockerException | OSError):
+        return EngineError(f"could not {action} at {where}: {exc}; {_hint(endpoint)}")
+    if type(exc).__module__.startswith("paramiko"):  # authentication, unknown host key
+        reason = str(exc) or type(exc).__name__
+        return EngineError(f"could not {action} at {where}: ssh: {reason}; {_hint(endpoint)}")
+    return None
 
 
 def connect(
