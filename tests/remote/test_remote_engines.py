@@ -93,10 +93,13 @@ def test_logs(way: Way, way_client: docker.DockerClient, testbed: Bed) -> None:
 
 
 def test_exec_console_size(way: Way, box: Any) -> None:
-    # Engine 20.10 (API 1.41) sets the size by exec_resize just after the start: wait a
-    # moment (a round trip over ssh) before asking; the modern engine takes ConsoleSize.
+    # The modern engine takes ConsoleSize at create. Engine 20.10 (API 1.41) gets it by
+    # exec_resize just after the start, on a second connection: over ssh that is one more
+    # `docker system dial-stdio` on the remote side, so the command waits (up to 10 s) until
+    # the TTY has a size, then prints it; COLUMNS/LINES are there at once.
     out = io.BytesIO()
-    command = ["sh", "-c", "echo $COLUMNS $LINES; sleep 1; stty size"]
+    wait = 'i=0; while [ "$(stty size)" = "0 0" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done'
+    command = ["sh", "-c", f"echo $COLUMNS $LINES; {wait}; stty size"]
     events = _check(
         list(iter_exec(box.name, command, passthrough=out, size=(101, 33), **way.kwargs))
     )
