@@ -181,6 +181,7 @@ def build_manyfiles(ref: str, spec: dict[str, Any], work: Path) -> None:
     tar_path = work / "manyfiles.tar"
     per_dir = 500
     with tarfile.open(tar_path, "w") as tar:
+        tar.addfile(_tar_entry("data", tarfile.DIRTYPE, 0o755))  # parents before children
         for n in range(spec["files"]):
             folder = f"data/d{n // per_dir:04d}"
             if n % per_dir == 0:

@@ -1,6 +1,6 @@
 """Extraction on the containerd image store, on the bed's real Docker 26.1.
 
-dp/many:1 is one layer of 40,000 small files (scripts/fixtures/images.json): it downloads in
+dp/many:2 is one layer of 40,000 small files (scripts/fixtures/images.json): it downloads in
 half a second from the fast registry and then unpacks, silently, for several seconds. The bar
 must keep moving through that silence with an ETA, never backwards, never 100 before done; a
 second pull of the same image, with the rate learned by the first, predicts the silence.
