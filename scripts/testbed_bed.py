@@ -491,14 +491,17 @@ def up(cfg: Config, skip_debian: bool) -> int:
         testbed_images.ensure_all(cfg.registry, cfg.state_dir / "cache", skip_debian=skip_debian)
         if testbed_modern.enabled():
             modern = testbed_modern.from_env(cfg.state_dir)
-            pids |= testbed_modern.ensure(modern, say, start_background, wait_until, pid_running)
+            started, just_started = testbed_modern.ensure(
+                modern, say, start_background, wait_until, pid_running
+            )
+            pids |= started
             shared = [
                 f"{cfg.registry}/{spec['ref']}"
                 for key, spec in testbed_images.specs().items()
                 if key in testbed_modern.SHARED_IMAGES
                 and not (skip_debian and spec.get("kind") == "debootstrap")
             ]
-            testbed_modern.ensure_images(modern, shared, say)
+            testbed_modern.ensure_images(modern, shared, say, just_started=just_started)
         if classic_host().startswith("unix://"):  # tcp and ssh ways into the classic engine
             remote = testbed_remote.from_env(cfg.state_dir)
             pids |= testbed_remote.ensure(

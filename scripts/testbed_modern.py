@@ -299,8 +299,9 @@ def ensure(
     start: Callable[..., Any],
     wait: Callable[..., None],
     pid_running: Callable[[Path, str], int | None],
-) -> dict[str, int | None]:
-    """Bring the modern engine up; return the pids started here (None: already running).
+) -> tuple[dict[str, int | None], bool]:
+    """Bring the modern engine up; return its pids (None: not started by the bed) and
+    whether its dockerd was started by this call.
 
     ``start``, ``wait`` and ``pid_running`` are testbed_bed's helpers (pid files, logs).
     """
@@ -311,7 +312,7 @@ def ensure(
     if engine_info(modern.docker_host) is not None:
         pids["modern-containerd"] = pid_running(modern.containerd_pidfile, "containerd")
         pids["modern-dockerd"] = pid_running(modern.dockerd_pidfile, "dockerd")
-        return pids
+        return pids, False
     env = modern.env()
     if pid_running(modern.containerd_pidfile, "containerd") is None:
         config = modern.home / "containerd.toml"
@@ -367,10 +368,10 @@ def ensure(
     )
     wait(lambda: engine_info(modern.docker_host) is not None, "modern dockerd", 90, proc)
     pids["modern-dockerd"] = proc.pid
-    return pids
+    return pids, True
 
 
-def ensure_images(modern: Modern, refs: list[str], say: Say) -> None:
+def ensure_images(modern: Modern, refs: list[str], say: Say, *, just_started: bool) -> None:
     """Pull the suite's shared fixture images into the modern engine (from the registry)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
     for ref in refs:
@@ -387,19 +388,28 @@ def ensure_images(modern: Modern, refs: list[str], say: Say) -> None:
             ["docker", "-H", modern.docker_host, "pull", "-q", ref], f"pull {ref} (modern)", env=env
         )
         say(f"{ref}: pulled into the modern engine in {time.monotonic() - t0:.1f} s")
-    drop_leases(modern)
+    if just_started:
+        drop_pull_leases(modern)
 
 
-def drop_leases(modern: Modern) -> None:
-    """Drop leftover leases in the engine's containerd namespace.
+# containerd's own random lease ids (``leases.WithRandomID``), as the engine's pulls use;
+# BuildKit's leases have other ids and must never be touched (its cache lives on them).
+_PULL_LEASE = re.compile(r"^[0-9]+-[A-Za-z0-9]{4}$")
 
-    Seen on a first start: two leases (24 h expiry) that kept every layer pulled meanwhile,
-    so a removed image's layers stayed and its next pull downloaded nothing. Tests need a
-    removed image to be gone; no pull is running while the bed comes up.
+
+def drop_pull_leases(modern: Modern) -> None:
+    """Drop pull leases left over from before this start of the engine.
+
+    Seen on a first start: two pull leases (24 h expiry, no pull running) that kept every
+    layer pulled meanwhile, so a removed image's layers stayed and its next pull downloaded
+    nothing. Only right after the bed started the engine (no pull of anyone's can run yet),
+    and only leases shaped like the engine's pull leases: BuildKit's are left alone.
     """
     ctr = [str(modern.root / "usr/bin/ctr"), "-a", str(modern.containerd_socket), "-n", "moby"]
-    found = subprocess.run(
-        [*ctr, "leases", "ls", "-q"], capture_output=True, text=True, check=False
-    )
-    for lease in found.stdout.split():
-        subprocess.run([*ctr, "leases", "rm", lease], capture_output=True, check=False)
+    found = subprocess.run([*ctr, "leases", "ls"], capture_output=True, text=True, check=False)
+    for line in found.stdout.splitlines()[1:]:
+        words = line.split()
+        labels = words[-1] if len(words) >= 4 else ""
+        only_expiry = labels.startswith("containerd.io/gc.expire=") and "," not in labels
+        if words and _PULL_LEASE.match(words[0]) and only_expiry:
+            subprocess.run([*ctr, "leases", "rm", words[0]], capture_output=True, check=False)
