@@ -15,7 +15,9 @@ engine's own parser splits the file (moby ``buildkit/frontend/dockerfile/parser`
   and including the target stage (the last stage without ``--target``), in file order: the
   classic builder runs stages the target does not need, but none after it;
 * ``buildkit``: only the stages the target depends on (``FROM <stage>``, ``COPY --from=``,
-  ``RUN --mount=...from=``, by name or index), each with all its instructions.
+  ``RUN --mount=...from=``, by name or index), and of their instructions only those BuildKit
+  runs as steps (``FROM`` an image, ``RUN``, ``COPY``, ``ADD``, ``WORKDIR``; the others only
+  change the image's config).
 
 A malformed file raises :class:`~dockprogress.errors.UsageError` (no ``FROM`` first, an
 unknown ``--target``): the build would fail the same way, and saying so before it starts is
@@ -85,7 +87,23 @@ class Dockerfile:
                 if index not in wanted:
                     wanted.add(index)
                     todo.extend(self.stages[index].needs)
-        return [i for s in self.stages if s.index in wanted for i in s.instructions]
+        steps = [i for s in self.stages if s.index in wanted for i in s.instructions]
+        if builder == "classic":
+            return steps
+        names = {s.name for s in self.stages if s.name}
+        return [i for i in steps if _is_vertex(i, names)]
+
+
+#: Instructions BuildKit runs as a step of their own (the others only change the config).
+_VERTEX_KEYWORDS: Final = frozenset({"RUN", "COPY", "ADD", "WORKDIR"})
+
+
+def _is_vertex(instruction: Instruction, stage_names: set[str]) -> bool:
+    if instruction.keyword != "FROM":
+        return instruction.keyword in _VERTEX_KEYWORDS
+    words = [w for w in instruction.text.split()[1:] if not w.startswith("--")]
+    base = words[0].lower() if words else "scratch"
+    return base != "scratch" and base not in stage_names and not base.isdigit()
 
 
 def _stage_ref(value: str, names: dict[str, int]) -> int | None:
