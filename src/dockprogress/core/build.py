@@ -312,7 +312,7 @@ class ClassicBuildTracker:
             description=description,
             phase=phase,
             detail=self._detail(),
-            **({"eta": course.eta(now)} if course.calibrated else {}),
+            eta=course.eta(now),  # from calibration only: a step rate says nothing of time
         )
 
     def _detail(self) -> dict[str, Any]:

@@ -231,7 +231,7 @@ class BuildKitTracker:
         old = {v.number: course.steps[v.number - 1] for v in keyed if v.number is not None}
         course.steps = []
         for number, vertex in enumerate(keyed, start=1):
-            step = old.get(vertex.number)
+            step = old.get(vertex.number) if vertex.number is not None else None
             if step is None and vertex.name == _EXPORT:
                 step = placeholder
             course.ensure(number)
@@ -324,9 +324,9 @@ class BuildKitTracker:
         now = self._clock()
         course = self.course
         if description is None:
-            running = [
-                s.text for s in course.steps if s.state == "running" and s.text
-            ] or [self.task.description]
+            running = [s.text for s in course.steps if s.state == "running" and s.text] or [
+                self.task.description
+            ]
             description = running[-1]
         return self.task.update(
             current=float(course.done),
@@ -335,7 +335,7 @@ class BuildKitTracker:
             description=description,
             phase=phase or "building",
             detail=self._detail(),
-            **({"eta": course.eta(now)} if course.calibrated else {}),
+            eta=course.eta(now),  # from calibration only: a step rate says nothing of time
         )
 
     def _detail(self) -> dict[str, Any]:

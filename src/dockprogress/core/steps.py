@@ -113,9 +113,10 @@ class BuildCourse:
         step = self.step(number)
         if text and not step.text:
             step.text = text
-        if step.state == StepState.PENDING:
-            step.state = StepState.RUNNING
-            step.started_at = at
+        if step.state != StepState.PENDING:
+            return  # told again (BuildKit repeats a vertex with each change)
+        step.state = StepState.RUNNING
+        step.started_at = at
         self.current_step = number
         self.last_lines.clear()
         key = f"step:{number}"
