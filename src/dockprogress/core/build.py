@@ -27,7 +27,7 @@ The task (``build:<name>``, operation ``build``, kind ``count``): ``current`` st
 ``total`` steps planned, ``percent`` and ``eta`` from :class:`~dockprogress.core.steps.
 BuildCourse` (steps, byte sub-progress, calibration), ``description`` the current step,
 ``detail`` the steps, the last output lines, the image id. ``done`` after
-``Successfully built`` (or the image id) at the end of the stream; an ``errorDetail`` ends it
+``Successfully built`` at the end of the stream (an ``aux`` ID comes after every stage); an ``errorDetail`` ends it
 in ``error`` naming the step, its exit status and its last lines, and :attr:`error` holds the
 :class:`~dockprogress.errors.BuildError` for the adapter to raise; a stream that ends without
 an image is an ``error`` too.
@@ -172,7 +172,7 @@ class ClassicBuildTracker:
             self._pending = ""
             if self.task.ended:
                 return event
-        if not self.built and self.image_id is None:
+        if not self.built:  # an aux ID alone comes after each stage, not only the last
             return self.fail("the engine closed the build stream before the image was built")
         now = self._clock()
         if self._step is not None:

@@ -252,6 +252,9 @@ class BuildKitTracker:
         if vertex is None:
             vertex = self._vertexes[digest] = _Vertex(name, self._key(name))
         if vertex.key is None:
+            if data.get("error") and self.failed is None:  # e.g. the Dockerfile not readable
+                vertex.error = str(data["error"])
+                self.failed = vertex
             return False
         if not self._numbered or vertex.number is None:
             self._number()
