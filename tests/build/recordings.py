@@ -5,6 +5,7 @@ The recordings are in tests/fixtures/build (see its README.md for how they were 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ class StepClock:
 def chunks(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     points = sorted({c for c in cuts if 0 < c < len(data)})
     edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
 def feed_jsonlines(
@@ -57,7 +58,8 @@ def assert_promises(events: list[TaskEvent]) -> None:
     percents = [e.percent for e in events if e.percent is not None]
     assert percents == sorted(percents), "percent went backwards"
     terminal = [e for e in events if e.terminal]
-    assert len(terminal) == 1 and events[-1].terminal, "exactly one terminal event, the last"
+    assert len(terminal) == 1, "exactly one terminal event"
+    assert events[-1].terminal, "the terminal event is the last"
     for event in events:
         if event.percent == 100:
             assert event.state is State.DONE, "100 % only on done"

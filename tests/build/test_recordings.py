@@ -63,7 +63,8 @@ def test_classic_multistage_counts_every_step(split: str) -> None:
     parts = {"whole": [data], "messages": _messages(data), "bytes": chunks(data, range(len(data)))}
     events = classic("m", parts[split])
     assert_promises(events)
-    assert events[-1].state is State.DONE and events[-1].current == events[-1].total == 10
+    assert events[-1].state is State.DONE
+    assert events[-1].current == events[-1].total == 10
     live = {round(e.percent or 0) for e in events if e.state is State.RUNNING}
     assert len(live) >= 8  # one percent per step at least
     assert "step 10/10" in events[-2].description
@@ -83,16 +84,21 @@ def test_classic_failure_names_step_exit_status_and_last_lines() -> None:
     events = feed_jsonlines(tracker, [recording("classic_fail.jsonl")])
     assert_promises(events)
     last = events[-1]
-    assert last.state is State.ERROR and last.detail["exit_code"] == 3
-    assert last.error is not None and "step 3/4" in last.error and "about to fail" in last.error
-    assert tracker.error is not None and tracker.error.exit_code == 3
+    assert last.state is State.ERROR
+    assert last.detail["exit_code"] == 3
+    assert last.error is not None
+    assert "step 3/4" in last.error
+    assert "about to fail" in last.error
+    assert tracker.error is not None
+    assert tracker.error.exit_code == 3
     assert tracker.error.last_lines == ("about to fail", "oops")  # colour codes removed
 
 
 def test_classic_stream_cut_short_is_an_error() -> None:
     data = recording("classic_multistage.jsonl")
     events = classic("cut", [data[: len(data) // 2]])
-    assert events[-1].state is State.ERROR and "closed the build stream" in (events[-1].error or "")
+    assert events[-1].state is State.ERROR
+    assert "closed the build stream" in (events[-1].error or "")
 
 
 def test_calibration_gives_a_second_build_an_eta() -> None:
@@ -106,7 +112,8 @@ def test_calibration_gives_a_second_build_an_eta() -> None:
     events = feed_jsonlines(second, _messages(data))
     assert_promises(events)
     etas = [e.eta for e in events if e.state is State.RUNNING and e.eta is not None]
-    assert len(etas) >= 5 and etas[-1] < etas[0]
+    assert len(etas) >= 5
+    assert etas[-1] < etas[0]
     assert events[-1].detail["calibrated"] is True
 
 
@@ -118,7 +125,8 @@ def test_buildkit_multistage_steps_from_vertexes(split: str) -> None:
     assert_promises(events)
     last = events[-1]
     # 5 steps of the stages 'final' needs, plus the export; 'unused' is not counted.
-    assert last.state is State.DONE and last.current == last.total == 6
+    assert last.state is State.DONE
+    assert last.current == last.total == 6
     assert {e.total for e in events} == {6.0}
     assert len({round(e.percent or 0) for e in events if e.state is State.RUNNING}) >= 5
     assert any("step 3 for world" in line for e in events for line in e.detail["last_lines"])
@@ -128,15 +136,18 @@ def test_buildkit_failure_names_step_exit_status_and_last_lines() -> None:
     tracker = BuildKitTracker("f", steps=["a", "b", "c", "d"], clock=StepClock())
     events = buildkit("f", [recording("buildkit_fail.rawjson")], exit_code=1, tracker=tracker)
     assert_promises(events)
-    assert events[-1].state is State.ERROR and events[-1].detail["exit_code"] == 3
-    assert tracker.error is not None and "[3/4] RUN" in (tracker.error.step or "")
+    assert events[-1].state is State.ERROR
+    assert events[-1].detail["exit_code"] == 3
+    assert tracker.error is not None
+    assert "[3/4] RUN" in (tracker.error.step or "")
     assert "about to fail" in tracker.error.last_lines
 
 
 def test_rawjson_decoder_skips_text_lines_and_caps_its_buffer() -> None:
     decoder = RawJsonDecoder(max_pending=100)
     out = decoder.decode(b'ERROR: something\n{\n  "a": 1\n}\n{"b"')
-    assert out == [{"a": 1}] and decoder.junk == ["ERROR: something"]
+    assert out == [{"a": 1}]
+    assert decoder.junk == ["ERROR: something"]
     assert decoder.decode(b": 2}") == [{"b": 2}]
     from dockprogress.errors import StreamError
 

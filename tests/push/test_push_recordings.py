@@ -19,7 +19,8 @@ def run(name: str, parts: list[bytes] | None = None) -> tuple[PushTracker, list[
 
 def _totals_fixed(events: list[TaskEvent]) -> None:
     totals = [e.total for e in events if e.total is not None]
-    assert totals and len(set(totals)) == 1, "the total, once known, never moves"
+    assert totals, "a total is known"
+    assert len(set(totals)) == 1, "the total, once known, never moves"
     # The engine tells a layer's size with its first bytes: once every layer has sent some,
     # the total is known, a few messages in.
     first = next(e for e in events if e.total is not None)
@@ -38,9 +39,12 @@ def test_fresh_push_counts_every_byte(split: str) -> None:
     assert_promises(events)
     _totals_fixed(events)
     last = events[-1]
-    assert last.state is State.DONE and last.current == last.total
-    assert last.total is not None and last.total > 17_000_000  # the 12 MB and 6 MB layers
-    assert tracker.digest is not None and tracker.digest.startswith("sha256:")
+    assert last.state is State.DONE
+    assert last.current == last.total
+    assert last.total is not None
+    assert last.total > 17_000_000
+    assert tracker.digest is not None
+    assert tracker.digest.startswith("sha256:")
     assert len({round(e.percent or 0) for e in events if e.state is State.RUNNING}) >= 5
 
 
@@ -48,15 +52,18 @@ def test_layers_already_in_the_registry_are_not_counted() -> None:
     _, events = run("push_exists.jsonl")
     assert_promises(events)
     last = events[-1]
-    assert last.state is State.DONE and last.total == 0
+    assert last.state is State.DONE
+    assert last.total == 0
     assert last.detail["counts"] == {"exists": 3}
 
 
 def test_unreachable_registry_is_an_error_with_the_engines_message() -> None:
     tracker, events = run("push_unreachable.jsonl")
     assert_promises(events)
-    assert events[-1].state is State.ERROR and "connection refused" in (events[-1].error or "")
-    assert tracker.error is not None and "127.0.0.1:5999" in str(tracker.error)
+    assert events[-1].state is State.ERROR
+    assert "connection refused" in (events[-1].error or "")
+    assert tracker.error is not None
+    assert "127.0.0.1:5999" in str(tracker.error)
 
 
 def test_stream_without_digest_is_an_error() -> None:
