@@ -28,7 +28,8 @@ The task (``build:<name>``, operation ``build``, kind ``count``): ``current`` st
 BuildCourse` (steps, byte sub-progress, calibration), ``description`` the current step,
 ``detail`` the steps, the last output lines, the image id. ``done`` after ``Successfully
 built`` at the end of the stream (an ``aux`` ID comes after every stage); an ``errorDetail``
-ends it in ``error`` naming the step, its exit status and its last lines, and :attr:`error` holds the
+ends it in ``error`` naming the step, its exit status and its last lines, and :attr:`error`
+holds the
 :class:`~dockprogress.errors.BuildError` for the adapter to raise; a stream that ends without
 an image is an ``error`` too.
 """
