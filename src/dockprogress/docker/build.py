@@ -29,6 +29,7 @@ classic builder stops when its client hangs up; buildx gets ``SIGINT`` (as on Ct
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import shutil
@@ -272,8 +273,9 @@ class BuildSession:
                     self._classic_with(client)
                 finally:
                     client.close()
-        except (DockProgressError, OSError) as exc:
-            put(("failure", exc))
+        except Exception as exc:  # handed to the iterating thread; after a cancel, expected
+            if not self._stop.is_set():
+                put(("failure", exc))
 
     def _classic_with(self, client: docker.DockerClient) -> None:
         put = self._queue.put
@@ -305,24 +307,10 @@ class BuildSession:
                     put(("upload", (sent, total)))
 
             reader = _Counting(context, report, self._stop)
-            chunks = client.api.build(
-                fileobj=reader,
-                custom_context=True,
-                tag=self.tags[0] if self.tags else None,
-                dockerfile=spec[0],
-                buildargs=self.build_args or None,
-                target=self.target,
-                network_mode=self.network,
-                platform=self.platform,
-                nocache=self.no_cache,
-                pull=self.pull,
-                rm=True,
-                forcerm=True,
-                decode=False,
-            )
-            self._response = chunks
+            response = self._post_build(client, reader, spec[0])
+            self._response = response  # closing it (cancel) stops the read and the build
             decoder = JsonLinesDecoder()
-            for chunk in chunks:
+            for chunk in response.raw.stream(1 << 16, decode_content=False):
                 if self._stop.is_set():
                     return
                 messages = decoder.decode(chunk)
@@ -339,7 +327,48 @@ class BuildSession:
                     client.api.tag(image, repo, tag or "latest")
         put(("eof", ()))
 
+    def _post_build(self, client: docker.DockerClient, reader: Any, dockerfile: str | None) -> Any:
+        """``POST /build`` as docker-py's ``APIClient.build`` sends it, keeping the response
+        (docker-py hides it in a generator that another thread cannot close)."""
+        api = client.api
+        params: dict[str, Any] = {
+            "t": self.tags[0] if self.tags else None,
+            "nocache": self.no_cache,
+            "rm": True,
+            "forcerm": True,
+            "pull": self.pull,
+            "dockerfile": dockerfile,
+        }
+        if self.build_args:
+            params["buildargs"] = json.dumps(self.build_args)
+        for key, value in (
+            ("target", self.target),
+            ("networkmode", self.network),
+            ("platform", self.platform),
+        ):
+            if value:
+                params[key] = value
+        headers = {"Content-Type": "application/tar"}
+        api._set_auth_headers(headers)  # registry credentials for FROM pulls, as docker-py
+        response = api._post(
+            api._url("/build"),
+            data=reader,
+            params=params,
+            headers=headers,
+            stream=True,
+            timeout=None,
+        )
+        api._raise_for_status(response)
+        return response
+
     def _buildkit(self) -> None:
+        try:
+            self._run_buildx()
+        except Exception as exc:  # handed to the iterating thread; after a cancel, expected
+            if not self._stop.is_set():
+                self._queue.put(("failure", exc))
+
+    def _run_buildx(self) -> None:
         put = self._queue.put
         assert self.buildx is not None
         argv = [self.buildx, "build", "--progress", "rawjson"]
@@ -385,6 +414,7 @@ class BuildSession:
             return
         finally:
             code = process.wait()
+            process.stderr.close()
         put(("eof", (code, decoder.junk)))
 
 
