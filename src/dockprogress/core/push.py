@@ -21,7 +21,8 @@ The task (``push:<image>``, operation ``push``, kind ``download``) reports:
   from ``Pushing``, or excluded as existing or mounted), then fixed. That is as early as the
   engine allows while excluding what the registry has, and it never moves afterwards (a
   total that counted a layer and then dropped it would move the bar backwards). Meanwhile
-  ``percent`` counts each layer as an equal share (a decided layer its own fraction);
+  ``percent`` is the bytes sent over an estimate that counts each layer of unknown size as
+  large as the largest known one (it errs low, so the exact figure only moves it forward);
 * a layer whose ``current`` runs past its ``total`` (the tar is a little larger than the
   size the engine announces) counts as its total; ``Pushed`` counts the whole layer;
 * ``done`` after the final digest line, at the end of the stream, with ``current == total``;
@@ -226,12 +227,20 @@ class PushTracker:
     def _percent(self, current: int) -> float:
         if self._total is not None:
             return 100.0 * current / self._total if self._total else 0.0
-        shares = [
-            layer.current / layer.size if layer.size else 0.0
+        # Before every size is known, a layer of unknown size counts as large as the largest
+        # known one: an estimate that errs low, so the exact figure does not have to wait.
+        sizes = [
+            layer.size
             for layer in self._layers.values()
-            if layer.state not in _EXCLUDED
+            if layer.state not in _EXCLUDED and layer.size is not None
         ]
-        return 100.0 * sum(shares) / len(shares) if shares else 0.0
+        unknown = sum(
+            1
+            for layer in self._layers.values()
+            if layer.state not in _EXCLUDED and layer.size is None
+        )
+        estimate = sum(sizes) + unknown * max(sizes, default=0)
+        return 100.0 * current / estimate if estimate else 0.0
 
     def _emit(self, description: str | None, *, force: bool = False) -> TaskEvent | None:
         now = self._clock()

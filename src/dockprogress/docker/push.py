@@ -149,7 +149,7 @@ class PushSession:
                 raise
             raise PushError(str(exc), image=tracker.image) from exc
         finally:
-            self._response = None
+            self._hang_up()  # also after the stream ended: the connection is not kept
         if tracker.error is not None:
             raise tracker.error
 
