@@ -215,7 +215,9 @@ class ClassicBuildTracker:
         return event
 
     def _line(self, line: str) -> TaskEvent | None:
-        line = line.rstrip("\r")
+        # Escapes first: a step's stderr comes as "\x1b[91m…\n\x1b[0m", so the reset code
+        # starts the next line (" ---> …" or "Removing intermediate container …").
+        line = printable(line)
         now = self._clock()
         course = self.course
         match = _STEP.match(line)
@@ -248,9 +250,8 @@ class ClassicBuildTracker:
         if line.startswith("Successfully tagged "):
             self.tags.append(line.removeprefix("Successfully tagged "))
             return None
-        clean = printable(line)
-        if clean:
-            course.line(clean)
+        if line:
+            course.line(line)
             return self._emit(None)
         return None
 
