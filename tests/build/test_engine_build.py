@@ -76,7 +76,7 @@ def test_multistage_build_with_a_target(builder: str, tmp_path: Path) -> None:
     events = list(
         iter_build(
             _context(tmp_path, "multistage"),
-            tags=[f"{TAG}:{builder}"],
+            tags=[f"{TAG}:{builder}", f"{TAG}:{builder}-also"],
             target="final",
             build_args={"WHO": "tests"},
             network="none",
@@ -94,6 +94,17 @@ def test_multistage_build_with_a_target(builder: str, tmp_path: Path) -> None:
     live = {round(e.percent or 0) for e in events if e.state is State.RUNNING}
     assert len(live) >= 4
     assert any("step 3 for tests" in line for e in events for line in e.detail["last_lines"])
+    if builder == "classic":  # the context upload is counted in bytes, before step 1
+        uploads = [e.detail["upload"] for e in events if e.phase == "uploading"]
+        assert uploads
+        assert uploads[-1]["current"] == uploads[-1]["total"] > 0
+    client = docker.from_env()
+    try:  # both tags name the built image
+        first, second = (client.images.get(f"{TAG}:{builder}{s}") for s in ("", "-also"))
+        assert first.id == second.id
+        client.images.remove(f"{TAG}:{builder}-also")
+    finally:
+        client.close()
 
 
 def test_failing_step_is_an_error_with_exit_status_and_last_lines(

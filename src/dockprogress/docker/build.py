@@ -310,21 +310,23 @@ class BuildSession:
             response = self._post_build(client, reader, spec[0])
             self._response = response  # closing it (cancel) stops the read and the build
             decoder = JsonLinesDecoder()
+            built: str | None = None  # the last image id of the stream, for the extra tags
             for chunk in response.raw.stream(1 << 16, decode_content=False):
                 if self._stop.is_set():
                     return
                 messages = decoder.decode(chunk)
                 if messages:
+                    built = _built_image(messages, built)
                     put(("messages", messages))
-            put(("messages", decoder.flush()))
-        for extra in self.tags[1:]:
-            if self.tracker.error is None:
-                repo, _, tag = (
-                    extra.rpartition(":") if ":" in extra.split("/")[-1] else (extra, "", "")
-                )
-                image = getattr(self.tracker, "image_id", None)
-                if image:
-                    client.api.tag(image, repo, tag or "latest")
+            messages = decoder.flush()
+            built = _built_image(messages, built)
+            put(("messages", messages))
+        # The engine's /build takes one tag per parameter in docker-py: the others are added
+        # to the built image, as `docker build -t a -t b` does.
+        for extra in self.tags[1:] if built else ():
+            name = extra.split("/")[-1]
+            repo, _, tag = extra.rpartition(":") if ":" in name else (extra, "", "latest")
+            client.api.tag(built, repo, tag)
         put(("eof", ()))
 
     def _post_build(self, client: docker.DockerClient, reader: Any, dockerfile: str | None) -> Any:
@@ -416,6 +418,21 @@ class BuildSession:
             code = process.wait()
             process.stderr.close()
         put(("eof", (code, decoder.junk)))
+
+
+_FAILED = ""  # a stream that reported an error built nothing to tag
+
+
+def _built_image(messages: list[dict[str, Any]], found: str | None) -> str | None:
+    """The last image id of a classic build stream so far (its ``aux`` IDs); ``""`` once
+    the stream reported an error."""
+    for message in messages:
+        if found == _FAILED or "errorDetail" in message or "error" in message:
+            return _FAILED
+        aux = message.get("aux")
+        if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
+            found = aux["ID"]
+    return found
 
 
 def iter_build(path: str | os.PathLike[str], **options: Any) -> Iterator[TaskEvent]:
