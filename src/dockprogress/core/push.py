@@ -7,7 +7,8 @@ Feed :meth:`PushTracker.feed` the decoded messages of ``POST /images/{name}/push
 The stream, per layer (keyed by the stream's 12-hex ``id``)::
 
     Preparing -> Waiting -> Pushing {current, total} ... -> Pushed
-    Preparing -> Layer already exists          (the registry has it: nothing to send)
+    Preparing -> Layer already exists          (the registry has it: nothing to send;
+                                               "Already exists" on some engines)
     Preparing -> Mounted from <repo>           (the registry copied it across repositories)
 
 then ``{"status": "<tag>: digest: sha256:… size: N"}`` and ``{"aux": {"Tag", "Digest",
@@ -17,10 +18,13 @@ bytes the engine counts as it reads the layer, which is what ``current`` counts 
 The task (``push:<image>``, operation ``push``, kind ``download``) reports:
 
 * ``current``: bytes sent, over the layers that have to be sent;
-* ``total``: bytes to send, **null until every announced layer is decided** (its size known
-  from ``Pushing``, or excluded as existing or mounted), then fixed. That is as early as the
-  engine allows while excluding what the registry has, and it never moves afterwards (a
-  total that counted a layer and then dropped it would move the bar backwards). Meanwhile
+* ``total``: bytes to send, **null until every layer seen is decided** (its size known from
+  ``Pushing``, or excluded as existing or mounted). That is as early as the engine allows
+  while excluding what the registry has. It never shrinks: a layer once counted stays
+  counted (a total that dropped a layer would move the bar backwards). The classic store
+  announces every layer (``Preparing``) first, so its total is then fixed; the containerd
+  store (engine 26.1) names a layer only with its first ``Pushing``, so a layer named a
+  moment later adds its size (all of them come within the first messages). Meanwhile
   ``percent`` is the bytes sent over an estimate that counts each layer of unknown size as
   large as the largest known one (it errs low, so the exact figure only moves it forward);
 * a layer whose ``current`` runs past its ``total`` (the tar is a little larger than the
@@ -161,9 +165,6 @@ class PushTracker:
     def _layer_message(self, layer_id: str, status: str, progress: Any) -> TaskEvent | None:
         layer = self._layers.get(layer_id)
         if layer is None:
-            if self._total is not None:
-                self.ignored += 1  # a layer after the total was fixed: never seen, kept out
-                return None
             layer = self._layers[layer_id] = _Layer()
         if layer.state in _EXCLUDED or layer.state == PushLayerState.PUSHED:
             return None
@@ -185,7 +186,7 @@ class PushTracker:
             if layer.size is None:
                 layer.size = layer.current
             layer.current = layer.size
-        elif status == "Layer already exists" or status.startswith("Mounted from"):
+        elif status in ("Layer already exists", "Already exists") or status.startswith("Mounted"):
             if self._total is not None and layer.size is not None:
                 # Counted in a fixed total already: it is done, not excluded.
                 layer.state, layer.current = PushLayerState.PUSHED, layer.size
@@ -204,17 +205,20 @@ class PushTracker:
         return self._emit(None, force=True)
 
     def _decide_total(self, *, final: bool = False) -> None:
-        if self._total is not None:
-            return
+        """Once every layer seen is decided, the total is the sizes of those to send; a layer
+        the engine names later (the containerd store names each with its first ``Pushing``)
+        adds its size. Nothing counted is ever taken out, so the total never shrinks."""
         sizes = []
         for layer in self._layers.values():
             if layer.state in _EXCLUDED:
                 continue
             if layer.size is None and not final:
-                return
+                if self._total is None:
+                    return
+                continue  # decided later: added then
             sizes.append(layer.size or 0)
         if self._layers or final:
-            self._total = sum(sizes)
+            self._total = max(sum(sizes), self._total or 0)
 
     # ----------------------------------------------------------------- emitting
 
