@@ -26,17 +26,21 @@ from tests.contract import assert_event_output
 pytestmark = pytest.mark.engine
 
 
-@pytest.fixture(scope="module")
-def fresh_image(testbed: Bed) -> Iterator[str]:
-    engine = testbed.engines.get("classic")
-    host = engine.docker_host if engine else testbed.docker_host
+@pytest.fixture(scope="module", params=["classic", "modern"])
+def fresh_image(request: pytest.FixtureRequest, testbed: Bed) -> Iterator[str]:
+    """A fresh image on each engine of the bed (DOCKER_HOST set to it for the module)."""
+    engine = testbed.engines.get(request.param)
+    if engine is None:
+        pytest.skip(f"the {request.param} engine is not in this test bed")
     mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKER_HOST", host)
+    mp.setenv("DOCKER_HOST", engine.docker_host)
+    for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
+        mp.delenv(name, raising=False)
     name = f"{testbed.slow_registry}/dp/push-{uuid.uuid4().hex[:8]}:1"
     final = build(FIXTURES / "contexts" / "big", tags=[name], no_cache=True, builder="classic")
     assert final.state is State.DONE
     yield name
-    client = docker.DockerClient(base_url=host)
+    client = docker.DockerClient(base_url=engine.docker_host)
     try:
         client.images.remove(name, force=True)
     finally:
@@ -44,7 +48,9 @@ def fresh_image(testbed: Bed) -> Iterator[str]:
         mp.undo()
 
 
-def test_fresh_push_counts_every_byte_with_an_early_fixed_total(fresh_image: str) -> None:
+def test_fresh_push_counts_every_byte_with_an_early_fixed_total(
+    fresh_image: str, request: pytest.FixtureRequest
+) -> None:
     events: list[tuple[float, TaskEvent]] = []
     for event in iter_push(fresh_image):
         events.append((time.monotonic(), event))
@@ -53,14 +59,21 @@ def test_fresh_push_counts_every_byte_with_an_early_fixed_total(fresh_image: str
     last = only[-1]
     assert last.state is State.DONE
     assert last.total is not None
-    assert last.total >= 18_000_000  # the base layer may be mounted from another repository
+    assert last.total >= 18_000_000  # two random layers (the base may be mounted)
     assert last.current == last.total
-    totals = {e.total for e in only if e.total is not None}
-    assert totals == {last.total}, "the total never moves once known"
-    first_known = next(e for e in only if e.total is not None)
-    assert first_known.current < 0.05 * last.total, "the total is known before 5 % of bytes"
+    totals = [e.total for e in only if e.total is not None]
+    assert totals == sorted(totals), "the total never shrinks"  # (containerd: layers named late)
+    if request.node.callspec.params["fresh_image"] == "classic":
+        # The classic store announces every layer first: the total is fixed early. (The
+        # containerd store names each layer with its first bytes, in MB steps: its total
+        # grows in the first moments; the recordings test that it never shrinks.)
+        assert len(set(totals)) == 1
+        first_known = next(e for e in only if e.total is not None)
+        assert first_known.current < 0.05 * last.total, "the total is known before 5 % of bytes"
     moving = [(t, e) for t, e in events if e.state is State.RUNNING and 0 < e.current < last.total]
-    assert len({round(e.percent or 0) for _, e in moving}) >= 5
+    # Uploads through the front are not rate-limited (nginx's limit_rate applies to
+    # responses): 18 MB take about a second, reported in MB steps by the containerd store.
+    assert len({round(e.percent or 0) for _, e in moving}) >= 3
     assert moving[-1][0] - moving[0][0] > 0.3, "progress is seen over time, not at once"
 
 
