@@ -12,7 +12,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dockprogress.cli.common import add_display_options, run_with_display
+from dockprogress.cli.common import (
+    add_display_options,
+    add_engine_options,
+    check_engine_options,
+    engine_options,
+    run_with_display,
+)
 from dockprogress.errors import UsageError
 from dockprogress.sinks.base import Sink
 
@@ -44,6 +50,7 @@ def register(subparsers: Any) -> None:
         default="auto",
         help="auto: as the docker CLI (DOCKER_BUILDKIT, the buildx plugin); or force one",
     )
+    add_engine_options(parser)
     add_display_options(parser)
     parser.set_defaults(func=run)
 
@@ -61,6 +68,7 @@ def _build_args(pairs: list[str]) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from dockprogress.docker.build import BuildSession
 
+    check_engine_options(args)
     session = BuildSession(  # usage errors (Dockerfile, target) surface before any display
         args.path,
         tags=args.tag,
@@ -72,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         no_cache=args.no_cache,
         pull=args.pull,
         builder=args.builder,
+        **engine_options(args),
     )
 
     def produce(sink: Sink) -> None:

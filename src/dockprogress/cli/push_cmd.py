@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from dockprogress.cli.common import add_display_options, run_with_display
+from dockprogress.cli.common import (
+    add_display_options,
+    add_engine_options,
+    check_engine_options,
+    engine_options,
+    run_with_display,
+)
 from dockprogress.core.manifest import parse_reference
 from dockprogress.sinks.base import Sink
 
@@ -25,6 +31,7 @@ def register(subparsers: Any) -> None:
         description="Push images through the Docker engine, one task per image.",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image reference(s)")
+    add_engine_options(parser)
     add_display_options(parser)
     parser.set_defaults(func=run)
 
@@ -32,11 +39,12 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     for image in args.images:
         parse_reference(image)
+    check_engine_options(args)
 
     def produce(sink: Sink) -> None:
         from dockprogress.docker.push import PushSession
 
-        session = PushSession(args.images)
+        session = PushSession(args.images, **engine_options(args))
         try:
             for event in session:
                 sink.send(event)

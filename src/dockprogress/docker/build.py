@@ -15,7 +15,8 @@ builder. ``builder="classic"|"buildkit"`` forces one.
   streamed to ``POST /build`` by a worker thread, its bytes counted as the upload; the JSON
   stream goes to :class:`~dockprogress.core.build.ClassicBuildTracker`.
 * **buildkit**: ``docker-buildx build --progress rawjson`` runs standalone against the
-  engine the docker CLI would use (``DOCKER_HOST``); its standard error goes through
+  engine the docker CLI would use (``host=``/``context=`` passed on as ``DOCKER_HOST`` /
+  ``DOCKER_CONTEXT``; otherwise buildx resolves it as the CLI does); its standard error goes through
   :class:`~dockprogress.core.buildkit.RawJsonDecoder` into
   :class:`~dockprogress.core.buildkit.BuildKitTracker`, and its exit status ends the task.
 
@@ -51,7 +52,8 @@ from dockprogress.core.buildkit import BuildKitTracker, RawJsonDecoder
 from dockprogress.core.dockerfile import parse_dockerfile
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.steps import profile_name
-from dockprogress.docker.client import engine_address, translate_errors
+from dockprogress.docker.client import connect, translate_errors
+from dockprogress.docker.endpoint import resolve
 from dockprogress.errors import BuildError, DockProgressError, UsageError
 from dockprogress.events import TaskEvent
 
@@ -131,6 +133,8 @@ class BuildSession:
         builder: str = "auto",
         calibrate: bool = True,
         priority: int = 0,
+        host: str | None = None,
+        context: str | None = None,
     ) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
@@ -149,6 +153,8 @@ class BuildSession:
         self.target, self.network, self.platform = target, network, platform
         self.no_cache, self.pull = no_cache, pull
         self.kind, self.buildx = choose_builder(builder)
+        self.host, self.context = host, context
+        self._endpoint = resolve(host, context)  # a bad -H or --context is a usage error now
         self.profile_name = profile_name(self.dockerfile, target, self.kind) if calibrate else None
         profile = None
         if self.profile_name is not None:
@@ -267,8 +273,8 @@ class BuildSession:
     def _classic(self) -> None:
         put = self._queue.put
         try:
-            with translate_errors("build on the Docker engine"):
-                client = docker.from_env(timeout=3600)
+            with translate_errors("build on the Docker engine", self._endpoint):
+                client = connect(endpoint=self._endpoint, timeout=3600)
                 try:
                     self._classic_with(client)
                 finally:
@@ -390,7 +396,13 @@ class BuildSession:
         argv += ["--no-cache"] if self.no_cache else []
         argv += ["--pull"] if self.pull else []
         argv.append(str(self.path))
-        env = dict(os.environ, DOCKER_HOST=engine_address())
+        # buildx finds the engine as the docker CLI does: only -H / --context are passed on.
+        env = dict(os.environ)
+        if self.context:
+            env.pop("DOCKER_HOST", None)
+            env["DOCKER_CONTEXT"] = self.context
+        elif self.host:
+            env["DOCKER_HOST"] = self.host
         try:
             process = subprocess.Popen(
                 argv,

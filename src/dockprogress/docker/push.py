@@ -47,6 +47,8 @@ class PushSession:
         client: docker.DockerClient | None = None,
         clock: Clock = time.time,
         priority: int = 0,
+        host: str | None = None,
+        context: str | None = None,
     ) -> None:
         names = [images] if isinstance(images, str) else list(images)
         if not names:
@@ -56,6 +58,7 @@ class PushSession:
             PushTracker(name, clock=clock, priority=priority + i) for i, name in enumerate(names)
         ]
         self._client = client
+        self._host, self._context = host, context
         self._own_client = client is None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -65,7 +68,7 @@ class PushSession:
         failures: list[BaseException] = []
         try:
             if self._client is None:
-                self._client = connect()
+                self._client = connect(host=self._host, context=self._context)
             for ref, tracker in zip(self.refs, self.trackers, strict=True):
                 if self._stop.is_set():
                     break
@@ -160,12 +163,17 @@ def iter_push(
     client: docker.DockerClient | None = None,
     clock: Clock = time.time,
     priority: int = 0,
+    host: str | None = None,
+    context: str | None = None,
 ) -> Iterator[TaskEvent]:
     """Push ``images`` one after the other, yielding every task event.
 
-    Raises :class:`PushError` (the engine's message) once every image has been tried.
+    ``host``/``context`` choose the engine as ``-H``/``--context`` do. Raises
+    :class:`PushError` (the engine's message) once every image has been tried.
     """
-    yield from PushSession(images, client=client, clock=clock, priority=priority)
+    yield from PushSession(
+        images, client=client, clock=clock, priority=priority, host=host, context=context
+    )
 
 
 def push(
