@@ -32,7 +32,7 @@ from typing import Any
 
 __all__ = ["FIELDS", "assert_event_lines", "assert_event_output", "check_event"]
 
-OPERATIONS = frozenset({"pull", "logs", "exec", "run"})
+OPERATIONS = frozenset({"pull", "logs", "exec", "run", "build", "push"})
 KINDS = frozenset({"download", "count"})
 STATES = frozenset({"pending", "running", "done", "error", "cancelled"})
 TERMINAL = frozenset({"done", "error", "cancelled"})

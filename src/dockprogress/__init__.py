@@ -9,6 +9,7 @@ import importlib
 import typing
 
 from dockprogress.errors import (
+    BuildError,
     Cancelled,
     DockProgressError,
     EngineError,
@@ -16,6 +17,7 @@ from dockprogress.errors import (
     LogFollowError,
     MilestoneConfigError,
     PullError,
+    PushError,
     RegistryError,
     StreamError,
     UsageError,
@@ -33,10 +35,12 @@ if typing.TYPE_CHECKING:
         ProgressMilestone,
         load_milestones,
     )
+    from dockprogress.docker.build import abuild, build, iter_build
     from dockprogress.docker.compose import afollow_project, iter_follow_project
     from dockprogress.docker.exec import aexec, exec_with_progress, iter_exec
     from dockprogress.docker.logs import afollow, follow, iter_follow
     from dockprogress.docker.pull import apull, iter_pull, pull
+    from dockprogress.docker.push import apush, iter_push, push
     from dockprogress.handler import IncrementAdapter, MessageHandler
     from dockprogress.local import arun, iter_run, run_with_progress
     from dockprogress.sinks.display import open_display
@@ -54,6 +58,9 @@ _LAZY: dict[str, str] = {
     "ProgressMilestone": "dockprogress.core.milestones",
     "load_milestones": "dockprogress.core.milestones",
     "load_bars": "dockprogress.core.barfiles",
+    "abuild": "dockprogress.docker.build",
+    "build": "dockprogress.docker.build",
+    "iter_build": "dockprogress.docker.build",
     "afollow_project": "dockprogress.docker.compose",
     "iter_follow_project": "dockprogress.docker.compose",
     "aexec": "dockprogress.docker.exec",
@@ -65,6 +72,9 @@ _LAZY: dict[str, str] = {
     "apull": "dockprogress.docker.pull",
     "iter_pull": "dockprogress.docker.pull",
     "pull": "dockprogress.docker.pull",
+    "apush": "dockprogress.docker.push",
+    "iter_push": "dockprogress.docker.push",
+    "push": "dockprogress.docker.push",
     "IncrementAdapter": "dockprogress.handler",
     "MessageHandler": "dockprogress.handler",
     "arun": "dockprogress.local",
@@ -78,6 +88,7 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "DYNAMIC",
+    "BuildError",
     "Cancelled",
     "DockProgressError",
     "EngineError",
@@ -96,6 +107,7 @@ __all__ = [
     "PlainSink",
     "ProgressMilestone",
     "PullError",
+    "PushError",
     "RateWindow",
     "RegistryError",
     "Sink",
@@ -105,22 +117,28 @@ __all__ = [
     "TaskEvent",
     "TerminalSink",
     "UsageError",
+    "abuild",
     "aexec",
     "afollow",
     "afollow_project",
     "apull",
+    "apush",
     "arun",
+    "build",
     "exec_with_progress",
     "follow",
+    "iter_build",
     "iter_exec",
     "iter_follow",
     "iter_follow_project",
     "iter_pull",
+    "iter_push",
     "iter_run",
     "load_bars",
     "load_milestones",
     "open_display",
     "pull",
+    "push",
     "run_with_progress",
 ]
 

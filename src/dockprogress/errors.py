@@ -9,6 +9,8 @@
     ├── RegistryError                 the registry could not be asked for a manifest
     ├── StreamError                   a stream broke its own format (bad frame, line too long)
     ├── PullError                     the engine reported an error inside a pull stream
+    ├── BuildError                    a build failed (the step, its exit status, its last lines)
+    ├── PushError                     the engine reported an error inside a push stream
     ├── LogFollowError                a followed container failed before its final milestone
     ├── ExecError                     an exec'd or local command failed (exit code, output tail)
     └── Cancelled                     the operation was cancelled (CLI exit status 130)
@@ -20,6 +22,7 @@ the boundary with ``raise ... from exc`` so the original stays in ``__cause__``.
 from __future__ import annotations
 
 __all__ = [
+    "BuildError",
     "Cancelled",
     "DockProgressError",
     "EngineError",
@@ -27,6 +30,7 @@ __all__ = [
     "LogFollowError",
     "MilestoneConfigError",
     "PullError",
+    "PushError",
     "RegistryError",
     "StreamError",
     "UsageError",
@@ -67,6 +71,37 @@ class PullError(DockProgressError):
         self.message = message
         self.image = image
         super().__init__(f"pull of {image}: {message}" if image else message)
+
+
+class BuildError(DockProgressError):
+    """A build failed: ``step`` is the failing step's text (``None`` before any step),
+    ``exit_code`` the exit status of its command when it ran one, ``last_lines`` its output."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        step: str | None = None,
+        exit_code: int | None = None,
+        last_lines: tuple[str, ...] = (),
+    ) -> None:
+        self.message = message
+        self.step = step
+        self.exit_code = exit_code
+        self.last_lines = last_lines
+        super().__init__(message)
+
+
+class PushError(DockProgressError):
+    """The engine reported an error in a push stream (``errorDetail``) or refused the push.
+
+    ``message`` is the engine's own text; ``image`` names the image being pushed.
+    """
+
+    def __init__(self, message: str, *, image: str | None = None) -> None:
+        self.message = message
+        self.image = image
+        super().__init__(f"push of {image}: {message}" if image else message)
 
 
 class LogFollowError(DockProgressError):

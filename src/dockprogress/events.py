@@ -26,6 +26,8 @@ class Operation(StrEnum):
     LOGS = "logs"
     EXEC = "exec"
     RUN = "run"
+    BUILD = "build"
+    PUSH = "push"
 
 
 class Kind(StrEnum):

@@ -46,13 +46,16 @@ def test_demo_runs_the_three_approaches_at_once(
     events = [json.loads(line) for line in done.stdout.splitlines()]
     finals = {event["task"]: event for event in events if event["state"] != "running"}
     operations = {event["operation"] for event in finals.values()}
-    assert operations == {"pull", "logs", "exec"}
+    assert operations == {"pull", "logs", "exec", "build", "push"}
     assert all(event["state"] == "done" for event in finals.values()), finals
     pull = next(event for event in finals.values() if event["operation"] == "pull")
     assert pull["current"] == pull["total"] > 100_000_000  # the 6-layer image, every byte
-    # Pull, logs and exec overlapped in time: each started before any other ended.
-    starts = {e["task"]: e["ts"] for e in reversed(events)}
+    # Pull, logs, exec and build overlapped in time: each started before any other ended
+    # (the push starts when the build has made its image).
+    starts = {e["task"]: e["ts"] for e in reversed(events) if e["operation"] != "push"}
     assert max(starts.values()) < min(event["ts"] for event in finals.values())
+    push = next(event for event in finals.values() if event["operation"] == "push")
+    assert push["current"] == push["total"] >= 20_000_000  # the fresh payload layer
     assert "dashboard at http://127.0.0.1:" in done.stderr
     left = docker_client.containers.list(all=True, filters={"name": "dockprogress-demo"})
     assert left == []

@@ -9,7 +9,12 @@ Runs, concurrently and each as its own task:
 2. a PostgreSQL 15 container that initialises a database and loads ``pgbench`` data,
    followed through its logs with the shipped ``postgres-load.toml`` milestones (calibrated:
    a second demo run moves smoothly and shows an ETA);
-3. a real tqdm script run with ``docker exec`` in a Python container, parsed from its TTY.
+3. a real tqdm script run with ``docker exec`` in a Python container, parsed from its TTY;
+4. a build (``FROM dp/base``) whose first steps come from the cache and whose last ones run
+   each time (a build argument changes per run), its context kept under the cache folder so
+   a second demo run is calibrated by the first (smooth bar, ETA); then a push of that image
+   through the throttled front (``127.0.0.1:5001/dp/demo-build``): a fresh 20 MB layer each
+   run, the base layer already in the registry.
 
 Terminal bars show them; the live dashboard (``http://127.0.0.1:8765`` by default) shows
 the same tasks. Needs the test bed (``scripts/testbed up``, which ``make demo`` runs first).
@@ -45,13 +50,22 @@ SLOW_REGISTRY = "127.0.0.1:5001"
 PULL_IMAGE = "dp/layers:1"
 POSTGRES_IMAGE = f"{REGISTRY}/dp/postgres:1"
 PYTHON_IMAGE = f"{REGISTRY}/dp/python:1"
+BUILD_IMAGE = f"{SLOW_REGISTRY}/dp/demo-build:1"
+BUILD_DOCKERFILE = """\
+FROM 127.0.0.1:5000/dp/base:1
+RUN echo "the cached part: built once, then taken from the cache" > /cached
+RUN for i in 1 2 3; do echo "cached step $i"; done > /cached-more
+ARG DEMO_RUN
+RUN for i in 1 2 3 4 5 6; do echo "compiling part $i of 6 (run $DEMO_RUN)"; sleep 0.5; done
+RUN head -c 20000000 /dev/urandom > /payload && echo "payload written"
+"""
 _PREFIX = "dockprogress-demo"
 
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "demo",
-        help="a throttled pull, a PostgreSQL load and a tqdm exec at once (needs the test bed)",
+        help="a throttled pull, a PostgreSQL load, a tqdm exec, a build and a push (test bed)",
         description="Show the three approaches at once on the local test bed, with the dashboard.",
     )
     parser.add_argument("--port", type=int, default=8765, help="dashboard port (0 = any free)")
@@ -139,7 +153,28 @@ def _jobs(
             task_id=f"exec:{python}:tqdm_demo.py",
             **engine,
         ),
+        _build_then_push,
     ]
+
+
+def _build_then_push() -> Iterator[TaskEvent]:
+    """Build the demo image (cached steps, then uncached ones), then push it (slow front)."""
+    from dockprogress.docker.build import iter_build
+    from dockprogress.docker.push import iter_push
+    from dockprogress.profiles import profile_dir
+
+    # A fixed folder, so the calibration profile (keyed by the Dockerfile's path) is reused.
+    context = profile_dir().parent / "demo-build"
+    context.mkdir(parents=True, exist_ok=True)
+    (context / "Dockerfile").write_text(BUILD_DOCKERFILE, encoding="utf-8")
+    yield from iter_build(
+        context,
+        tags=[BUILD_IMAGE],
+        build_args={"DEMO_RUN": str(int(time.time()))},
+        network="none",  # the bed's engines have no bridge network
+        priority=2,
+    )
+    yield from iter_push(BUILD_IMAGE, priority=3)
 
 
 def _run_concurrently(jobs: list[Callable[[], Iterator[TaskEvent]]], sink: Sink) -> None:

@@ -247,7 +247,9 @@
 
     // The last log line that matched a milestone, and any stall warning: container text.
     const detail = ev.detail || {};
-    const line = [detail.warning, detail.line].filter((t) => typeof t === "string" && t).join(" — ");
+    const lastLines = Array.isArray(detail.last_lines) ? detail.last_lines : [];
+    const output = ev.operation === "build" && lastLines.length ? lastLines[lastLines.length - 1] : null;
+    const line = [detail.warning, detail.line, output].filter((t) => typeof t === "string" && t).join(" — ");
     const lineEl = el.querySelector(".line");
     lineEl.hidden = !line;
     if (lineEl.textContent !== line) lineEl.textContent = line;
@@ -271,30 +273,67 @@
     }
   }
 
+  // The rows under a card: a pull's or a push's layers, a build's steps.
+  const DONE_ROWS = new Set(["complete", "present", "pushed", "exists", "mounted", "done", "cached"]);
+  const NOT_SENT = new Set(["present", "exists", "mounted"]); // not moved by this task
+
+  function rowsOf(ev) {
+    const detail = ev.detail || {};
+    if ((ev.operation === "pull" || ev.operation === "push") && detail.layers) {
+      const layers = detail.layers;
+      const ids = Object.keys(layers);
+      const skipped = ids.filter((id) => NOT_SENT.has(layers[id].state)).length;
+      const note = ev.operation === "pull" ? "already present" : "already in the registry";
+      return {
+        summary: `${ids.length} layers${skipped ? ` (${skipped} ${note})` : ""}`,
+        heads: ["layer", "state", ev.operation === "pull" ? "downloaded" : "sent"],
+        rows: ids.map((id) => {
+          const layer = layers[id];
+          const sizes = NOT_SENT.has(layer.state)
+            ? layer.total == null ? "" : size(layer.total)
+            : layer.total == null ? size(layer.current || 0) : `${size(layer.current || 0)} / ${size(layer.total)}`;
+          const fraction = DONE_ROWS.has(layer.state) ? 1 : layer.total ? Math.min((layer.current || 0) / layer.total, 1) : 0;
+          return { key: id, state: layer.state, cells: [id, layer.state, sizes], fraction };
+        }),
+      };
+    }
+    if (ev.operation === "build" && Array.isArray(detail.steps)) {
+      const steps = detail.steps;
+      const cached = steps.filter((step) => step.state === "cached").length;
+      return {
+        summary: `${steps.length} steps${cached ? ` (${cached} cached)` : ""}`,
+        heads: ["step", "state", "time"],
+        rows: steps.map((step) => {
+          const bytes = step.total ? ` ${size(step.current || 0)} / ${size(step.total)}` : "";
+          const time = step.seconds == null ? "" : `${step.seconds.toFixed(1)} s`;
+          const fraction = DONE_ROWS.has(step.state) ? 1 : step.total ? Math.min((step.current || 0) / step.total, 1) : 0;
+          return { key: `${step.n}. ${step.text || ""}`, state: step.state, cells: [`${step.n}. ${step.text || ""}`, step.state, `${time}${bytes}`], fraction };
+        }),
+      };
+    }
+    return null;
+  }
+
   function renderLayers(el, ev) {
     const details = el.querySelector(".layers");
-    const layers = ev.operation === "pull" && ev.detail && ev.detail.layers;
-    const ids = layers ? Object.keys(layers) : [];
-    details.hidden = ids.length === 0;
-    if (!ids.length) return;
-    const present = ids.filter((id) => layers[id].state === "present").length;
-    setText(details, "summary", `${ids.length} layers${present ? ` (${present} already present)` : ""}`);
+    const table = rowsOf(ev);
+    details.hidden = !table || table.rows.length === 0;
+    if (details.hidden) return;
+    setText(details, "summary", table.summary);
     if (!details.open) return; // the rows are built when someone looks at them
+    const heads = details.querySelectorAll("thead th");
+    table.heads.forEach((text, index) => {
+      if (heads[index].textContent !== text) heads[index].textContent = text;
+    });
     const body = details.querySelector("tbody");
-    while (body.rows.length > ids.length) body.deleteRow(-1);
-    ids.forEach((id, index) => {
-      const layer = layers[id];
+    while (body.rows.length > table.rows.length) body.deleteRow(-1);
+    table.rows.forEach((item, index) => {
       const row = body.rows[index] || makeLayerRow(body);
-      row.dataset.state = layer.state;
-      row.cells[0].textContent = id;
-      row.cells[1].textContent = layer.state;
-      row.cells[2].textContent =
-        layer.state === "present"
-          ? layer.total == null ? "" : size(layer.total) // not downloaded by this pull
-          : layer.total == null ? size(layer.current || 0) : `${size(layer.current || 0)} / ${size(layer.total)}`;
-      const done = layer.state === "complete" || layer.state === "present";
-      const fraction = done ? 1 : layer.total ? Math.min((layer.current || 0) / layer.total, 1) : 0;
-      row.cells[3].firstChild.firstChild.style.width = `${(100 * fraction).toFixed(1)}%`;
+      row.dataset.state = item.state;
+      item.cells.forEach((text, cell) => {
+        if (row.cells[cell].textContent !== text) row.cells[cell].textContent = text;
+      });
+      row.cells[3].firstChild.firstChild.style.width = `${(100 * item.fraction).toFixed(1)}%`;
     });
   }
 
@@ -309,7 +348,7 @@
     return row;
   }
 
-  // Re-render a pull's rows as soon as its layer list is opened.
+  // Re-render a card's rows (layers, steps) as soon as its list is opened.
   list.addEventListener(
     "toggle",
     (event) => {
@@ -334,14 +373,7 @@
       });
       if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
     } catch (err) {
-      // The last log line that matched a milestone, and any stall warning: container text.
-    const detail = ev.detail || {};
-    const line = [detail.warning, detail.line].filter((t) => typeof t === "string" && t).join(" — ");
-    const lineEl = el.querySelector(".line");
-    lineEl.hidden = !line;
-    if (lineEl.textContent !== line) lineEl.textContent = line;
-
-    const error = el.querySelector(".error");
+      const error = el.querySelector(".error");
       error.hidden = false;
       error.textContent = `cancel failed: ${err.message}`;
       button.disabled = false;

@@ -1,0 +1,122 @@
+"""Pushes on the real engine through the test bed's registry front (127.0.0.1:5001).
+
+A fresh image (two layers of random bytes, 12 MB and 6 MB, on dp/base) is built once per
+session without cache on the classic engine, under a repository name unique to the session,
+so its first push sends every byte; the second push of it finds every layer in the registry.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from dockprogress.cli.main import main
+from dockprogress.docker.build import build
+from dockprogress.docker.push import PushSession, iter_push
+from dockprogress.errors import PushError
+from dockprogress.events import State, TaskEvent
+from tests.build.recordings import FIXTURES, assert_promises
+from tests.conftest import Testbed as Bed
+from tests.contract import assert_event_output
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture(scope="module", params=["classic", "modern"])
+def fresh_image(request: pytest.FixtureRequest, testbed: Bed) -> Iterator[str]:
+    """A fresh image on each engine of the bed (DOCKER_HOST set to it for the module)."""
+    engine = testbed.engines.get(request.param)
+    if engine is None:
+        pytest.skip(f"the {request.param} engine is not in this test bed")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DOCKER_HOST", engine.docker_host)
+    for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
+        mp.delenv(name, raising=False)
+    name = f"{testbed.slow_registry}/dp/push-{uuid.uuid4().hex[:8]}:1"
+    final = build(FIXTURES / "contexts" / "big", tags=[name], no_cache=True, builder="classic")
+    assert final.state is State.DONE
+    yield name
+    client = docker.DockerClient(base_url=engine.docker_host)
+    try:
+        client.images.remove(name, force=True)
+    finally:
+        client.close()
+        mp.undo()
+
+
+def test_fresh_push_counts_every_byte_with_an_early_fixed_total(
+    fresh_image: str, request: pytest.FixtureRequest
+) -> None:
+    events: list[tuple[float, TaskEvent]] = []
+    for event in iter_push(fresh_image):
+        events.append((time.monotonic(), event))
+    only = [e for _, e in events]
+    assert_promises(only)
+    last = only[-1]
+    assert last.state is State.DONE
+    assert last.total is not None
+    assert last.total >= 18_000_000  # two random layers (the base may be mounted)
+    assert last.current == last.total
+    totals = [e.total for e in only if e.total is not None]
+    assert totals == sorted(totals), "the total never shrinks"  # (containerd: layers named late)
+    if request.node.callspec.params["fresh_image"] == "classic":
+        # The classic store announces every layer first: the total is fixed early. (The
+        # containerd store names each layer with its first bytes, in MB steps: its total
+        # grows in the first moments; the recordings test that it never shrinks.)
+        assert len(set(totals)) == 1
+    # As early as the engine allows: from the first event where every layer it named has
+    # told its size or been found in the registry.
+    for event in only:
+        layers = event.detail.get("layers", {}).values()
+        if layers and all(
+            layer["total"] is not None or layer["state"] in ("exists", "mounted")
+            for layer in layers
+        ):
+            assert event.total is not None
+    moving = [(t, e) for t, e in events if e.state is State.RUNNING and 0 < e.current < last.total]
+    # Uploads through the front are not rate-limited (nginx's limit_rate applies to
+    # responses): 18 MB take about a second, reported in MB steps by the containerd store.
+    assert len({round(e.percent or 0) for _, e in moving}) >= 3
+    if request.node.callspec.params["fresh_image"] == "classic":
+        assert moving[-1][0] - moving[0][0] > 0.3, "progress is seen over time, not at once"
+
+
+def test_second_push_finds_every_layer_in_the_registry(fresh_image: str) -> None:
+    list(iter_push(fresh_image))  # whichever test runs first, the registry has it now
+    events = list(iter_push(fresh_image))
+    assert_promises(events)
+    last = events[-1]
+    assert last.state is State.DONE
+    assert last.total == 0
+    assert set(last.detail["counts"]) <= {"exists", "mounted"}
+
+
+def test_push_to_no_registry_is_an_error_exit_1(
+    fresh_image: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = docker.from_env()
+    nowhere = "127.0.0.1:5999/" + fresh_image.split("/", 1)[1]
+    client.images.get(fresh_image).tag(nowhere)
+    try:
+        status = main(["push", nowhere, "--progress", "json"])
+        out = capsys.readouterr().out
+        assert status == 1
+        lines = assert_event_output(out)
+        assert lines[-1]["state"] == "error"
+        assert "127.0.0.1:5999" in lines[-1]["error"]
+        with pytest.raises(PushError, match="connection refused"):
+            list(iter_push(nowhere))
+    finally:
+        client.images.remove(nowhere)
+        client.close()
+
+
+def test_push_of_an_image_that_is_not_there_says_so() -> None:
+    events: list[TaskEvent] = []
+    with pytest.raises(PushError) as raised:
+        events.extend(PushSession("127.0.0.1:5000/dp/no-such-image:1"))
+    assert "does not exist" in str(raised.value)
