@@ -20,9 +20,21 @@ Guard against catastrophic backtracking (a regex that takes exponential time on 
    two: alternatives that can start with the same character in a repeated group
    (``(a|aa)+``, ``(.|\\s)*``) and a repeated group that can match nothing (``(a?){25}``);
 2. lines are cut at ``max_line`` characters before any pattern sees them (default 2048; a
-   PostgreSQL checkpoint line is ~300), which bounds the polynomial cases that remain: a
-   cubic pattern like ``.*a.*b`` on a hostile 2048-character line still costs seconds, so
-   prefer patterns with a literal start (``checkpoint complete: .*distance=``).
+   PostgreSQL checkpoint line is ~300).
+
+Matching in linear time: Python's engine backtracks, so even an accepted pattern can be
+polynomial (``.*a.*b`` is cubic: seconds on one hostile 2048-character line). Each pattern
+therefore runs on the engine that is linear for it:
+
+* Python's ``re`` when its search is linear anyway, which is read from the parsed pattern
+  (the common case, and the fastest per call): no unbounded repeat, or only one that ends
+  the pattern, or a pattern anchored at the start (``^``, ``\\A``) with at most one more;
+* otherwise RE2 (:mod:`dockprogress.core.linear`: the same pattern, the same groups and
+  classes, translated to RE2 syntax), linear whatever the pattern;
+* a pattern neither can take (a backreference or lookaround, with repeats) is refused at
+  load with the reason, rather than risking seconds per line.
+
+``MilestoneSet.engines`` says which engine each milestone got (``"re"`` or ``"re2"``).
 
 Milestone files are TOML (see :func:`load_milestones`), with keys ``name`` (the default
 profile name) and ``[[milestone]]`` tables of ``pattern``, ``progress`` (number or
@@ -40,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from dockprogress.core.linear import LinearPattern, Untranslatable, compile_linear
 from dockprogress.core.prefilter import GuardSet, guard
 from dockprogress.errors import MilestoneConfigError
 
@@ -108,7 +121,7 @@ class _Compiled:
     index: int
     milestone: Milestone
     name: str
-    regex: re.Pattern[str] = field(repr=False)
+    regex: re.Pattern[str] | LinearPattern = field(repr=False)
     has_value: bool
     guard: str  # text every match contains, or "" (see dockprogress.core.prefilter)
 
@@ -126,6 +139,7 @@ class MilestoneSet:
         "_compiled",
         "_guards",
         "_unguarded",
+        "engines",
         "max_line",
         "milestones",
         "name",
@@ -177,6 +191,10 @@ class MilestoneSet:
                 self._by_guard[item.guard] = (*self._by_guard.get(item.guard, ()), item.index)
         self.milestones: tuple[Milestone, ...] = tuple(c.milestone for c in compiled)
         self.names: tuple[str, ...] = tuple(c.name for c in compiled)
+        #: ``"re"`` or ``"re2"`` for each milestone (see the module docstring).
+        self.engines: tuple[str, ...] = tuple(
+            "re" if isinstance(c.regex, re.Pattern) else "re2" for c in compiled
+        )
 
     def __len__(self) -> int:
         return len(self._compiled)
@@ -316,18 +334,67 @@ def _label(index: int, milestone: Milestone) -> str:
     return f"milestone #{index + 1} ({milestone.pattern!r})"
 
 
-def _compile(label: str, milestone: Milestone) -> re.Pattern[str]:
+def _compile(label: str, milestone: Milestone) -> re.Pattern[str] | LinearPattern:
     try:
         regex = re.compile(milestone.pattern)
     except re.error as exc:
         raise MilestoneConfigError(f"{label}: invalid pattern: {exc}") from exc
-    if _has_nested_repeat(_sre_parse.parse(milestone.pattern), inside_repeat=False):
+    parsed = _sre_parse.parse(milestone.pattern)
+    if _has_nested_repeat(parsed, inside_repeat=False):
         raise MilestoneConfigError(
             f"{label}: nested unbounded repeats (like (a+)+), overlapping alternatives in a"
             " repeated group (like (a|aa)+) or a repeated group that can match nothing (like"
             " (a?){20}) can backtrack catastrophically; rewrite the pattern without them"
         )
-    return regex
+    if _linear_under_re(parsed):
+        return regex
+    try:
+        return compile_linear(milestone.pattern)
+    except Untranslatable as exc:
+        raise MilestoneConfigError(
+            f"{label}: {exc}, which the linear-time engine (RE2) cannot run, and its repeats"
+            " can make Python's engine take seconds on one line; drop the lookaround or"
+            " backreference, or anchor the pattern at the start (^) with a single repeat"
+        ) from exc
+
+
+def _linear_under_re(items: Any) -> bool:
+    """True when Python's backtracking search of the pattern is linear in the line.
+
+    Without an unbounded repeat, each start position costs a bounded number of steps. A
+    repeat that ends the pattern cannot fail after it has its minimum, so it is free. A
+    pattern anchored at the start is tried at one position, and one repeat makes that one
+    attempt linear.
+    """
+    multiline = bool(items.state.flags & re.MULTILINE)  # then ^ starts every line
+    items = list(items)
+    if items and str(items[-1][0]) in _REPEATS:
+        items = items[:-1]  # the trailing repeat: a match once its minimum is reached
+    repeats = _unbounded_repeats(items)
+    if repeats == 0:
+        return True
+    first = str(items[0][1]) if items and str(items[0][0]) == "AT" else ""
+    anchored = first == "AT_BEGINNING_STRING" or (first == "AT_BEGINNING" and not multiline)
+    return anchored and repeats == 1
+
+
+def _unbounded_repeats(items: Any) -> int:
+    count = 0
+    for op, arg in items:
+        kind = str(op)
+        if kind in _REPEATS:
+            count += (arg[1] == _UNBOUNDED or arg[1] > 64) + _unbounded_repeats(arg[2])
+        elif kind == "SUBPATTERN":
+            count += _unbounded_repeats(arg[-1])
+        elif kind == "BRANCH":
+            count += max(_unbounded_repeats(b) for b in arg[1])
+        elif kind in {"ASSERT", "ASSERT_NOT"}:
+            count += _unbounded_repeats(arg[1])
+        elif kind == "ATOMIC_GROUP":
+            count += _unbounded_repeats(arg)
+        elif kind == "GROUPREF":
+            count += 1  # a backreference's length follows its group's
+    return count
 
 
 def _has_nested_repeat(items: Any, *, inside_repeat: bool) -> bool:
