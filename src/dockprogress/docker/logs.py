@@ -54,6 +54,7 @@ from dockprogress.core.lines import LogCursor, LogDecoder, format_since, split_t
 from dockprogress.core.logprogress import LogProgress, ProgressHandler
 from dockprogress.core.milestones import MilestoneSet
 from dockprogress.docker.client import close_ssh_stream, connect, translate_errors
+from dockprogress.docker.unixsock import close_failed_connects
 from dockprogress.errors import DockProgressError, EngineError, StreamError
 from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.profiles import load_profile, record_run
@@ -308,6 +309,9 @@ class _Follower:
                 if self.client is not None
                 else connect(host=self.engine[0], context=self.engine[1])
             )
+            # While the engine is down the follower asks again every second: no socket of a
+            # failed connect may be left behind (see dockprogress.docker.unixsock).
+            close_failed_connects(client)
             api = client.api
             info = self._inspect(api)
         except EngineError as exc:
