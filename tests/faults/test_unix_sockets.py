@@ -24,9 +24,9 @@ import pytest
 import requests
 
 from dockprogress.core.milestones import MilestoneSet
+from dockprogress.docker import unixsock
 from dockprogress.docker.client import connect
 from dockprogress.docker.logs import iter_follow
-from dockprogress.docker import unixsock
 from dockprogress.docker.unixsock import close_failed_connects
 from dockprogress.events import State, TaskEvent
 from tests.faults.harness import observe
