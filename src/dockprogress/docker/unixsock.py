@@ -59,7 +59,7 @@ class _ClosingUnixAdapter(UnixHTTPAdapter):  # type: ignore[misc]
 def close_failed_connects(client: docker.DockerClient) -> docker.DockerClient:
     """``client``, its unix transport made to close failed connects' sockets (see above)."""
     api = client.api
-    adapter = getattr(api, "_custom_adapter", None)
+    adapter: Any = getattr(api, "_custom_adapter", None)
     if type(adapter) is not UnixHTTPAdapter:  # another transport, or already swapped
         return client
     closing = _ClosingUnixAdapter(
