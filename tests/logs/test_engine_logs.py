@@ -356,10 +356,10 @@ def test_cli_all_runs_flag_reads_every_run(
     path = tmp_path / "m.toml"
     path.write_text("[[milestone]]\npattern = '^begin$'\nprogress = 10\n")
     counts = {}
+    command = [sys.executable, "-m", "dockprogress", "logs", name]
     for flag in ([], ["--all-runs"]):
         result = subprocess.run(
-            [sys.executable, "-m", "dockprogress", "logs", name, "--milestones", str(path)]
-            + ["--no-calibration", "--progress", "json", *flag],
+            [*command, "--milestones", str(path), "--no-calibration", "--progress", "json", *flag],
             capture_output=True,
             text=True,
             timeout=60,
