@@ -37,14 +37,18 @@ therefore runs on the engine that is linear for it:
 ``MilestoneSet.engines`` says which engine each milestone got (``"re"`` or ``"re2"``).
 
 Milestone files are TOML (see :func:`load_milestones`), with keys ``name`` (the default
-profile name) and ``[[milestone]]`` tables of ``pattern``, ``progress`` (number or
-``"dynamic"``), ``description`` and optional ``name`` (the phase word; default: derived from
-the description) and ``expected`` (dynamic milestones only). Any other key is an error.
+profile name), ``prior`` (optional: a profile JSON file, relative to the milestone file, used
+as the calibration until a local profile has a run; see
+:func:`dockprogress.core.calibration.prior_from_runs`) and ``[[milestone]]`` tables of
+``pattern``, ``progress`` (number or ``"dynamic"``), ``description`` and optional ``name``
+(the phase word; default: derived from the description) and ``expected`` (dynamic
+milestones only). Any other key is an error.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -52,6 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from dockprogress.core.calibration import Profile
 from dockprogress.core.linear import LinearPattern, Untranslatable, compile_linear
 from dockprogress.core.prefilter import GuardSet, guard
 from dockprogress.errors import MilestoneConfigError
@@ -79,7 +84,7 @@ _REPEATS: Final = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
 _UNBOUNDED: Final[int] = _sre_parse.MAXREPEAT
 
 _MILESTONE_KEYS: Final = frozenset({"pattern", "progress", "description", "name", "expected"})
-_FILE_KEYS: Final = frozenset({"name", "milestone"})
+_FILE_KEYS: Final = frozenset({"name", "milestone", "prior"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +149,7 @@ class MilestoneSet:
         "milestones",
         "name",
         "names",
+        "prior",
     )
 
     def __init__(
@@ -152,8 +158,11 @@ class MilestoneSet:
         *,
         name: str | None = None,
         max_line: int = MAX_MATCH_LINE,
+        prior: Profile | None = None,
     ) -> None:
         self.name = name
+        #: The shipped calibration to use while no local profile has a run (or ``None``).
+        self.prior = prior
         self.max_line = max_line
         compiled: list[_Compiled] = []
         seen_names: set[str] = set()
@@ -242,8 +251,13 @@ class MilestoneSet:
         return None
 
 
-def parse_milestones(text: str, *, source: str = "<milestones>") -> MilestoneSet:
-    """Build a set from TOML text; ``MilestoneConfigError`` names ``source`` and the problem."""
+def parse_milestones(
+    text: str, *, source: str = "<milestones>", base: Path | None = None
+) -> MilestoneSet:
+    """Build a set from TOML text; ``MilestoneConfigError`` names ``source`` and the problem.
+
+    ``base`` is the folder a ``prior`` file is found in (the milestone file's own).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -257,10 +271,24 @@ def parse_milestones(text: str, *, source: str = "<milestones>") -> MilestoneSet
     entries = data.get("milestone")
     if not isinstance(entries, list) or not entries:
         raise MilestoneConfigError(f"{source}: no [[milestone]] tables")
+    prior = _load_prior(data.get("prior"), base, source, name)
     try:
-        return MilestoneSet(entries, name=name)
+        return MilestoneSet(entries, name=name, prior=prior)
     except MilestoneConfigError as exc:
         raise MilestoneConfigError(f"{source}: {exc}") from exc
+
+
+def _load_prior(ref: object, base: Path | None, source: str, name: str | None) -> Profile | None:
+    if ref is None:
+        return None
+    if not isinstance(ref, str) or not ref:
+        raise MilestoneConfigError(f"{source}: 'prior' must be a file name")
+    path = (base or Path.cwd()) / ref
+    try:
+        prior = Profile.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise MilestoneConfigError(f"{source}: cannot read the prior {path}: {exc}") from exc
+    return Profile(name or prior.name, prior.runs, prior.keep)
 
 
 def load_milestones(path: str | Path) -> MilestoneSet:
@@ -270,7 +298,7 @@ def load_milestones(path: str | Path) -> MilestoneSet:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MilestoneConfigError(f"cannot read milestone file {path}: {exc}") from exc
-    return parse_milestones(text, source=str(path))
+    return parse_milestones(text, source=str(path), base=path.parent)
 
 
 # --------------------------------------------------------------------------- validation

@@ -341,6 +341,8 @@ class _Follower:
         detail = {"container": name, **self.detail}
         if profile is not None:
             detail["profile"] = profile.name
+            if profile is self.milestones.prior:
+                detail["prior"] = True
         tracker = LogProgress(
             self.milestones,
             task_id=self.task_id or f"logs:{name}",
@@ -380,7 +382,12 @@ class _Follower:
             return None, None
         if isinstance(ref, Profile):
             return ref, None
-        return load_profile(ref), ref
+        profile = load_profile(ref)
+        if not profile.calibrated and self.milestones.prior is not None:
+            # No local run yet: the shipped prior guides this run, which then starts the
+            # local profile (the prior itself is never written there).
+            return self.milestones.prior, ref
+        return profile, ref
 
     def _loop(
         self, api: Any, container_id: str, tracker: LogProgress, tty: bool
