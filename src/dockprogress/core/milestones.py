@@ -256,7 +256,8 @@ def parse_milestones(
 ) -> MilestoneSet:
     """Build a set from TOML text; ``MilestoneConfigError`` names ``source`` and the problem.
 
-    ``base`` is the folder a ``prior`` file is found in (the milestone file's own).
+    ``base`` is the folder a ``prior`` file is found in (the milestone file's own); without
+    it the ``prior`` key is checked but not read (text alone has no folder to read it from).
     """
     try:
         data = tomllib.loads(text)
@@ -283,7 +284,9 @@ def _load_prior(ref: object, base: Path | None, source: str, name: str | None) -
         return None
     if not isinstance(ref, str) or not ref:
         raise MilestoneConfigError(f"{source}: 'prior' must be a file name")
-    path = (base or Path.cwd()) / ref
+    if base is None:
+        return None
+    path = base / ref
     try:
         prior = Profile.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError, KeyError) as exc:
