@@ -50,7 +50,10 @@ def test_re2_matches_the_same_lines_and_groups_as_re(body: str, text: str) -> No
         expected = re.compile(pattern)
     except re.error:
         return
-    linear = compile_linear(pattern)
+    try:
+        linear = compile_linear(pattern)
+    except Untranslatable:  # named, and tested below; milestones keep such patterns on re
+        return
     line = text
     want, got = expected.search(line), linear.search(line)
     assert (want is None) == (got is None), (pattern, line, linear.translated)
@@ -88,6 +91,18 @@ def test_dollar_matches_before_a_final_newline_as_in_python(pattern: str) -> Non
         assert (compile_linear(pattern).search(text) is not None) == want, (pattern, text)
 
 
+def test_negated_categories_in_a_larger_class() -> None:
+    for pattern in (r"[a\W]+", r"[\W\S]", r"(?:a|\W)b", r"[\d\S]"):
+        python = re.compile(pattern)
+        linear = compile_linear(pattern)
+        for text in ("a b", "é!", "ab", "1 ", "٣x", "  "):
+            want = python.search(text)
+            got = linear.search(text)
+            assert (want is None) == (got is None), (pattern, text)
+            if want is not None and got is not None:
+                assert got.group(0) == want.group(0), (pattern, text)
+
+
 def test_ascii_flag_and_word_boundaries() -> None:
     assert compile_linear(r"(?a)^\d+$").search("٣") is None
     assert compile_linear(r"^\d+$").search("٣") is not None
@@ -103,7 +118,7 @@ def test_ascii_flag_and_word_boundaries() -> None:
         (r"(?!x)a", "negative lookahead"),
         (r"(?>a)", "atomic group"),
         (r"a++", "possessive"),
-        (r"[\Wx]", "larger character class"),
+        (r"[^\Wx]", "larger negated character class"),
         (r"a{2000}", "RE2 refuses it"),
     ],
 )

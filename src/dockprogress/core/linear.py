@@ -26,7 +26,8 @@ Two documented differences remain, both from RE2 having no lookaround:
   never hold one (the decoder splits on newlines).
 
 What RE2 cannot run (backreferences, lookahead and lookbehind, conditional, atomic groups
-and possessive repeats, a negated ``\\W``/``\\S`` inside a larger class, repeats over 1000)
+and possessive repeats, ``\\W`` or ``\\S`` inside a larger *negated* class, repeats over
+1000)
 raises :class:`Untranslatable` with the reason; :mod:`dockprogress.core.milestones` decides
 what to do with such a pattern.
 
@@ -233,7 +234,7 @@ def _quantifier(low: int, high: int) -> str:
 def _char_class(items: Any, flags: int) -> str:
     negate = False
     parts: list[str] = []
-    complement: str | None = None
+    complements: list[str] = []  # \W, \S: RE2 classes cannot hold a negated union
     for op, arg in items:
         kind = str(op)
         if kind == "NEGATE":
@@ -244,18 +245,18 @@ def _char_class(items: Any, flags: int) -> str:
             parts.append(f"{_literal(arg[0])}-{_literal(arg[1])}")
         elif kind == "CATEGORY":
             body, is_complement = _CATEGORIES[(str(arg), bool(flags & re.ASCII))]
-            if is_complement:
-                complement = body
-            else:
-                parts.append(body)
+            (complements if is_complement else parts).append(body)
         else:
             raise Untranslatable(f"it uses {kind.lower()} in a character class")
-    if complement is not None:
-        if parts:
-            raise Untranslatable(r"it puts \W or \S inside a larger character class")
-        negate = not negate
-        parts = [complement]
-    return ("[^" if negate else "[") + "".join(parts) + "]"
+    if not complements:
+        return ("[^" if negate else "[") + "".join(parts) + "]"
+    if negate:
+        if parts or len(complements) > 1:
+            raise Untranslatable(r"it puts \W or \S inside a larger negated character class")
+        return f"[{complements[0]}]"
+    # [a\W] is "a, or not a word character": an alternation of classes.
+    choices = ([f"[{''.join(parts)}]"] if parts else []) + [f"[^{c}]" for c in complements]
+    return choices[0] if len(choices) == 1 else "(?:" + "|".join(choices) + ")"
 
 
 def _anchor(code: str, flags: int) -> str:
