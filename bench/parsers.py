@@ -6,6 +6,9 @@
 * milestones: log lines/s with 4 and with 50 milestones, against the seed's way (every
   pattern compiled again for every line: both Python readings of it, see below) and a loop
   over precompiled patterns;
+* milestone engines: the shipped profiles' patterns on the same log, each searched with
+  RE2 (``core/linear.py``) against Python's ``re``, and the worst case of each engine on a
+  hostile line of the line cap;
 * TTY parser: MB/s on recorded tqdm and on recorded rich output, against the seed's per-read
   ``\\d+%`` scan (4 KiB reads) and the pyte terminal emulator fed the same bytes.
 
@@ -31,13 +34,20 @@ from typing import Any
 from bench.harness import Comparison, Family, Target, rate_runs
 from dockprogress.core.execprogress import ExecTracker
 from dockprogress.core.jsonlines import JsonLinesDecoder
+from dockprogress.core.linear import compile_linear
 from dockprogress.core.logprogress import LogProgress
 from dockprogress.core.manifest import ImageManifest, parse_manifest
-from dockprogress.core.milestones import Milestone, MilestoneSet, parse_milestones
+from dockprogress.core.milestones import (
+    MAX_MATCH_LINE,
+    Milestone,
+    MilestoneSet,
+    parse_milestones,
+)
 from dockprogress.core.pull import PullTracker
 from dockprogress.core.tty import TtyParser
 
 __all__ = [
+    "bench_engines",
     "bench_milestones",
     "bench_pull_tracker",
     "bench_tool_bars",
@@ -410,6 +420,65 @@ def bench_milestones(
     return comparisons, targets, profile
 
 
+# ------------------------------------------------------------------ milestone engines
+
+#: The polynomial pattern of issue 18 and the line that makes ``re`` backtrack on it.
+HOSTILE_PATTERN = r".*a.*b"
+
+
+def bench_engines(*, scale: float = 1.0, runs: int = 5) -> tuple[Comparison, Target]:
+    """RE2 against ``re`` on every pattern of the shipped milestone files, same lines."""
+    log = LOG_RECORDING.read_text(encoding="utf-8").splitlines()
+    examples = sorted(MILESTONE_FILE.parent.glob("*.toml"))
+    patterns = [m.pattern for f in examples for m in parse_milestones(f.read_text()).milestones]
+    copies = _copies(20_000 * scale, len(log))
+    lines = log * copies
+    n = len(lines) * len(patterns)
+    linear = [compile_linear(p).search for p in patterns]
+    backtracking = [re.compile(p).search for p in patterns]
+
+    def every(searches: list[Callable[[str], object]]) -> None:
+        for line in lines:
+            for search in searches:
+                search(line)
+
+    # The worst case of the line cap: 2,048 characters of "a" (no "b"), cubic for re.
+    hostile = "a" * MAX_MATCH_LINE
+    start = time.perf_counter()
+    compile_linear(HOSTILE_PATTERN).search(hostile)
+    re2_worst = time.perf_counter() - start
+    short = "a" * 256  # re takes seconds on the full line: timed on an eighth of it
+    start = time.perf_counter()
+    re.compile(HOSTILE_PATTERN).search(short)
+    re_worst = time.perf_counter() - start
+    comparison = Comparison(
+        "Milestone engines: RE2 against re, searches/s over the shipped profiles' patterns",
+        rate_runs(
+            "RE2 (core/linear.py), every pattern", "searches/s", n, partial(every, linear), runs
+        ),
+        [
+            rate_runs(
+                "Python re, every pattern", "searches/s", n, partial(every, backtracking), runs
+            )
+        ],
+        input=(
+            f"bench/data/postgres_load.log ({len(log)} lines) x {copies}, each line searched "
+            f"with the {len(patterns)} patterns of {', '.join(f.name for f in examples)} "
+            "(no prefilter: every pattern on every line). Worst case, "
+            f"{HOSTILE_PATTERN!r} on 'a' x {MAX_MATCH_LINE}: RE2 {re2_worst * 1e3:.2f} ms; "
+            f"re {re_worst * 1e3:.0f} ms on 'a' x 256 already (cubic: x512 on the full line)"
+        ),
+    )
+    target = Target(
+        "a polynomial milestone pattern <= 5 ms on a worst-case line of the line cap (RE2)",
+        re2_worst * 1e3,
+        5.0,
+        "ms",
+        at_least=False,
+    )
+    return comparison, target
+
+
 # ------------------------------------------------------------------------- TTY parser
 
 _SEED_PERCENT = re.compile(rb"(\d+)%")
@@ -643,6 +712,9 @@ def run(*, scale: float = 1.0, runs: int = 5) -> Family:
     family.comparisons.extend(milestone_comparisons)
     family.targets.extend(milestone_targets)
     family.notes.append("Profile, LogProgress with 50 milestones (own time):\n" + milestone_profile)
+    engines, engines_target = bench_engines(scale=scale, runs=runs)
+    family.comparisons.append(engines)
+    family.targets.append(engines_target)
     tty_comparisons, tty_targets, tty_profile = bench_tty(scale=scale, runs=runs)
     family.comparisons.extend(tty_comparisons)
     family.targets.extend(tty_targets)

@@ -34,6 +34,8 @@ from typing import Any
 import docker
 import docker.errors
 
+from dockprogress.docker.unixsock import close_failed_connects
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -239,7 +241,7 @@ class OwnDockerd:
         self.start()
 
     def client(self, timeout: int = 60) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.host, timeout=timeout)
+        return close_failed_connects(docker.DockerClient(base_url=self.host, timeout=timeout))
 
     def load_from(self, main: docker.DockerClient, ref: str) -> None:
         """Copy image ``ref`` from the main engine (``docker save | docker load``)."""

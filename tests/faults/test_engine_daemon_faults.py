@@ -69,11 +69,9 @@ def _wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-# docker-py's unix transport leaks the socket of a connect that fails (unixconn.py creates it,
-# connect() raises, nobody closes it); while our dockerd is down every retry of the adapter
-# leaves one for the garbage collector, which warns. Not ours to fix; see RELIABILITY.md.
-# The warning surfaces in whichever test runs the collection, hence the whole module.
-pytestmark.append(pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"))
+# docker-py's unix transport leaks the socket of a connect that fails; the clients here go
+# through dockprogress.docker.unixsock, which closes it (tests/faults/test_unix_sockets.py),
+# so no ResourceWarning is filtered.
 
 
 def test_dockerd_restarted_during_a_log_follow_loses_and_doubles_no_milestone_line(

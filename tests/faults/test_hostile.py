@@ -1,8 +1,10 @@
 """Hostile milestone patterns and hostile text from containers.
 
 Patterns: the shapes that backtrack exponentially are refused when the milestone set is
-built (``MilestoneConfigError``, CLI exit status 2); what is accepted is matched on lines cut
-at ``MAX_MATCH_LINE`` and is timed here on worst-case lines of that length.
+built (``MilestoneConfigError``, CLI exit status 2); what is accepted runs in linear time
+(Python's ``re`` where its search is linear, RE2 otherwise: ``core/milestones.py``), on
+lines cut at ``MAX_MATCH_LINE``, and is timed here on worst-case lines of that length:
+5 ms per line at most. What neither engine can run in linear time is refused.
 
 Text: a command's output full of terminal escape sequences, control characters, bidi
 overrides and HTML goes through ``dockprogress run`` (a real pty, the same tracker as
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,27 +74,102 @@ ACCEPTED = [
     r"(?:foo|bar)+ done",
     r"(?:a|b)*c$",
     r"step (?P<value>\d+) of \d+",
+    # Polynomial for Python's engine (cubic and worse): RE2 runs them.
+    r".*a.*b",
+    r".*a.*b.*c",
+    r"\s*a\s*b\s*c",
+    r"(?P<value>\d+).*x.*y",
+    r"(?i)a.*b.*c",
+    # Lookaround without a repeat: linear under re, accepted on re.
+    r"(?<!not )ready",
 ]
 WORST_LINES = [
     "a" * MAX_MATCH_LINE,
     "ab" * (MAX_MATCH_LINE // 2),
     "1" * MAX_MATCH_LINE,
     " " * MAX_MATCH_LINE,
+    " a" * (MAX_MATCH_LINE // 2),
     "checkpoint complete: wrote 1 buffers " + "distance=1 " * (MAX_MATCH_LINE // 11),
     "x" * (4 * MAX_MATCH_LINE),  # cut to MAX_MATCH_LINE before matching
 ]
+#: Issue 18's goal for every accepted pattern on a worst-case line of the line cap.
+LINE_BUDGET = 0.005
 
 
-def test_accepted_patterns_match_worst_case_lines_in_bounded_time() -> None:
-    worst = 0.0
+def test_accepted_patterns_match_worst_case_lines_within_5_ms() -> None:
+    worst, which = 0.0, ""
     for pattern in ACCEPTED:
         milestones = MilestoneSet([{"pattern": pattern, "progress": "dynamic"}])
         for line in WORST_LINES:
+            times = []
+            for _ in range(3):  # the best of three: a busy machine's pauses are not the match
+                started = time.perf_counter()
+                milestones.match(line)
+                times.append(time.perf_counter() - started)
+            if min(times) > worst:
+                worst, which = min(times), f"{pattern!r} on {line[:12]!r}..."
+    assert worst < LINE_BUDGET, which
+    observe("accepted patterns, worst MAX_MATCH_LINE line", seconds=round(worst, 5), which=which)
+
+
+def test_polynomial_patterns_run_on_re2_and_linear_ones_on_re() -> None:
+    engines = MilestoneSet([(p, -1, f"m{i}") for i, p in enumerate(ACCEPTED)]).engines
+    by_pattern = dict(zip(ACCEPTED, engines, strict=True))
+    assert by_pattern[r".*a.*b"] == "re2"
+    assert by_pattern[r"(?<!not )ready"] == "re"
+    assert by_pattern["Finished DB init!"] == "re"
+    assert by_pattern["^generating data"] == "re"
+
+
+@pytest.mark.parametrize("pattern", [r"(?<=x).*a.*b", r"(\w+) .*\1", r"(?!no).*a.*b"])
+def test_patterns_neither_engine_runs_in_linear_time_are_refused(pattern: str) -> None:
+    with pytest.raises(MilestoneConfigError, match=r"RE2\) cannot run") as info:
+        MilestoneSet([(pattern, 50, "hostile")])
+    assert repr(pattern) in str(info.value)
+
+
+@pytest.mark.engine
+@pytest.mark.timeout(240)
+def test_three_hostile_lines_in_a_real_container_log_end_in_under_2_s(
+    docker_client: Any, testbed: Any, tmp_path: Path
+) -> None:
+    """Issue 18's case: ``.*a.*b`` over three 2,000-character lines of "a" (no "b")."""
+    script = "for i in 1 2 3; do printf '%2000s\\n' '' | tr ' ' a; done; echo all-done"
+    container = docker_client.containers.run(testbed.base, ["sh", "-c", script], detach=True)
+    try:
+        assert container.wait(timeout=60)["StatusCode"] == 0
+        logs = container.logs().decode()
+        assert logs.count("a" * 2000) == 3
+        command = [sys.executable, "-m", "dockprogress", "logs", container.id]
+        took: dict[str, float] = {}
+        for name, pattern in (("plain", "^nothing-matches"), ("hostile", ".*a.*b")):
+            path = tmp_path / f"{name}.toml"
+            path.write_text(
+                f"[[milestone]]\npattern = '{pattern}'\nprogress = 50\n"
+                "[[milestone]]\npattern = '^all-done$'\nprogress = 100\n"
+            )
             started = time.perf_counter()
-            milestones.match(line)
-            worst = max(worst, time.perf_counter() - started)
-    assert worst < 1.0
-    observe("accepted patterns, worst MAX_MATCH_LINE line", seconds=round(worst, 4))
+            result = subprocess.run(
+                [*command, "--milestones", str(path), "--no-calibration", "--progress", "json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            took[name] = time.perf_counter() - started
+            assert result.returncode == 0, result.stderr
+            events = assert_event_output(result.stdout)
+            assert events[-1]["state"] == "done"
+    finally:
+        container.remove(force=True)
+    # Under 2 s in all; on a machine too busy for that (Python's own start-up takes most of
+    # it), the hostile pattern may cost at most 0.5 s more than one that matches nothing.
+    assert took["hostile"] < max(2.0, took["plain"] + 0.5), took
+    observe(
+        "'.*a.*b' on three 2,000-character lines, whole CLI run",
+        seconds=round(took["hostile"], 2),
+        same_run_with_a_plain_pattern=round(took["plain"], 2),
+    )
 
 
 # A command that writes every kind of hostile text a container could, on a real pty.

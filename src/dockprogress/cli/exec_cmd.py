@@ -85,7 +85,7 @@ def _split(args: argparse.Namespace) -> list[str]:
         cut = words.index("--")
         head, words = words[:cut], words[cut:]
         if head:
-            late = _OptionParser(prog=f"dockprogress {args.command}", add_help=False)
+            late = _OptionParser(prog=args.command, add_help=False)  # main() adds "dockprogress: "
             if args.command == "exec":
                 _add_exec_options(late)
             _add_common(late, with_command=False)

@@ -1,6 +1,6 @@
 """``dockprogress logs``: a container's (or compose project's) progress from its logs.
 
-    dockprogress logs CONTAINER --milestones FILE [--profile NAME] [--progress ...]
+    dockprogress logs CONTAINER --milestones FILE [--profile NAME] [--all-runs] [--progress ...]
     dockprogress logs --compose-project NAME --milestones FILE [--progress ...]
 
 The milestone file is read and every pattern compiled before anything else: an unreadable
@@ -51,6 +51,11 @@ def register(subparsers: Any) -> None:
         help="warn when no milestone matched for this long (default 300)",
     )
     add_engine_options(parser)
+    parser.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="read every run of a restarted container (default: only its latest run)",
+    )
     add_display_options(parser)
     parser.set_defaults(func=run)
 
@@ -75,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
                 calibrate=calibrate,
                 stall_after=args.stall_after,
                 **engine_options(args),
+                all_runs=args.all_runs,
             )
         else:
             from dockprogress.docker.logs import iter_follow
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 calibrate=calibrate,
                 stall_after=args.stall_after,
                 **engine_options(args),
+                all_runs=args.all_runs,
             )
         for event in events:
             sink.send(event)

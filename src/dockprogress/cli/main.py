@@ -25,7 +25,9 @@ _COMMAND_MODULES = ("pull", "push", "build", "logs", "exec", "serve", "demo")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        # main() prints "dockprogress: " before the message: name only the subcommand here.
+        command = self.prog.removeprefix("dockprogress").strip()
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,14 @@ no files (the store is :mod:`dockprogress.profiles`).
   at its learned fraction; between marks the fraction grows with elapsed time at the pace
   measured so far, but never past 99 % of the way to the next expected mark and never
   backwards; the ETA is the remaining learned fraction times the duration, adjusted by pace.
+* :func:`prior_from_runs` makes a **prior** from reference runs of a service at several sizes
+  (a shipped example's, used before the first local run): one run whose fixed marks keep the
+  order and the average spacing of the references, with no gap between two consecutive marks
+  wider than ``max_gap``. Averaging alone does not do: a small run reaches in a fraction of a
+  second the marks a large one spreads over minutes (a PostgreSQL load at scale 1 goes from
+  ``generating`` to ``vacuuming`` in 0.2 s, at scale 80 in 12 s), so whatever the prior puts
+  between two marks is one jump on some size. The per-match marks of dynamic milestones
+  differ by size and are left out; their value totals are averaged.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ __all__ = [
     "RunRecord",
     "RunRecorder",
     "dynamic_key",
+    "prior_from_runs",
 ]
 
 DEFAULT_KEEP: Final = 5
@@ -233,3 +242,48 @@ class CalibratedCourse:
     def eta(self, at: float) -> float:
         """Seconds left: the learned remainder of the run at the pace measured so far."""
         return max(1.0 - self.fraction_at(at), 0.0) * self.duration * self.pace
+
+
+def prior_from_runs(
+    name: str, runs: tuple[RunRecord, ...] | list[RunRecord], *, max_gap: float = 0.22
+) -> Profile:
+    """A one-run profile from reference runs at several sizes (see the module docstring).
+
+    Fixed keys (those of every run) are ordered by their average fraction; the gaps between
+    consecutive ones (and from the last to 1.0) are the averages, then capped at ``max_gap``
+    and the rest handed to the uncapped gaps in proportion, until all fit.
+    """
+    if not runs:
+        raise ValueError("a prior needs at least one reference run")
+    keys = set.intersection(*({k for k in r.marks if _is_fixed(k)} for r in runs))
+    mean = {k: sum(r.marks[k] for r in runs) / len(runs) for k in keys}
+    order = sorted(keys, key=lambda k: (mean[k], k))
+    points = [mean[k] for k in order]
+    gaps = [b - a for a, b in zip([0.0, *points], [*points, 1.0], strict=True)]
+    growing = sum(1 for g in gaps if g > 0) or 1  # (a zero gap stays zero: two marks at once)
+    gaps = _cap_gaps(gaps, max(max_gap, 1.0 / growing))
+    marks: dict[str, float] = {}
+    position = 0.0
+    for key, gap in zip(order, gaps, strict=False):
+        position += gap
+        marks[key] = min(position, 1.0)
+    totals: dict[str, float] = {}
+    for total_name in {n for r in runs for n in r.totals}:
+        values = [r.totals[total_name] for r in runs if total_name in r.totals]
+        totals[total_name] = sum(values) / len(values)
+    duration = sum(r.duration for r in runs) / len(runs)
+    run = RunRecord(duration, MappingProxyType(marks), MappingProxyType(totals))
+    return Profile(name, (run,), keep=DEFAULT_KEEP)
+
+
+def _cap_gaps(gaps: list[float], cap: float) -> list[float]:
+    """``gaps`` (summing to 1) with none over ``cap``, the excess spread over the others."""
+    gaps = [max(g, 0.0) for g in gaps]
+    for _ in range(len(gaps) + 1):
+        capped = [g >= cap for g in gaps]
+        excess = sum(g - cap for g in gaps if g > cap)
+        free = sum(g for g, c in zip(gaps, capped, strict=True) if not c)
+        if excess <= 1e-12 or free <= 0:
+            break
+        gaps = [cap if c else g * (1 + excess / free) for g, c in zip(gaps, capped, strict=True)]
+    return gaps

@@ -20,19 +20,35 @@ Guard against catastrophic backtracking (a regex that takes exponential time on 
    two: alternatives that can start with the same character in a repeated group
    (``(a|aa)+``, ``(.|\\s)*``) and a repeated group that can match nothing (``(a?){25}``);
 2. lines are cut at ``max_line`` characters before any pattern sees them (default 2048; a
-   PostgreSQL checkpoint line is ~300), which bounds the polynomial cases that remain: a
-   cubic pattern like ``.*a.*b`` on a hostile 2048-character line still costs seconds, so
-   prefer patterns with a literal start (``checkpoint complete: .*distance=``).
+   PostgreSQL checkpoint line is ~300).
+
+Matching in linear time: Python's engine backtracks, so even an accepted pattern can be
+polynomial (``.*a.*b`` is cubic: seconds on one hostile 2048-character line). Each pattern
+therefore runs on the engine that is linear for it:
+
+* Python's ``re`` when its search is linear anyway, which is read from the parsed pattern
+  (the common case, and the fastest per call): no unbounded repeat, or only one that ends
+  the pattern, or a pattern anchored at the start (``^``, ``\\A``) with at most one more;
+* otherwise RE2 (:mod:`dockprogress.core.linear`: the same pattern, the same groups and
+  classes, translated to RE2 syntax), linear whatever the pattern;
+* a pattern neither can take (a backreference or lookaround, with repeats) is refused at
+  load with the reason, rather than risking seconds per line.
+
+``MilestoneSet.engines`` says which engine each milestone got (``"re"`` or ``"re2"``).
 
 Milestone files are TOML (see :func:`load_milestones`), with keys ``name`` (the default
-profile name) and ``[[milestone]]`` tables of ``pattern``, ``progress`` (number or
-``"dynamic"``), ``description`` and optional ``name`` (the phase word; default: derived from
-the description) and ``expected`` (dynamic milestones only). Any other key is an error.
+profile name), ``prior`` (optional: a profile JSON file, relative to the milestone file, used
+as the calibration until a local profile has a run; see
+:func:`dockprogress.core.calibration.prior_from_runs`) and ``[[milestone]]`` tables of
+``pattern``, ``progress`` (number or ``"dynamic"``), ``description`` and optional ``name``
+(the phase word; default: derived from the description) and ``expected`` (dynamic
+milestones only). Any other key is an error.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -40,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from dockprogress.core.calibration import Profile
+from dockprogress.core.linear import LinearPattern, Untranslatable, compile_linear
 from dockprogress.core.prefilter import GuardSet, guard
 from dockprogress.errors import MilestoneConfigError
 
@@ -66,7 +84,7 @@ _REPEATS: Final = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
 _UNBOUNDED: Final[int] = _sre_parse.MAXREPEAT
 
 _MILESTONE_KEYS: Final = frozenset({"pattern", "progress", "description", "name", "expected"})
-_FILE_KEYS: Final = frozenset({"name", "milestone"})
+_FILE_KEYS: Final = frozenset({"name", "milestone", "prior"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +126,7 @@ class _Compiled:
     index: int
     milestone: Milestone
     name: str
-    regex: re.Pattern[str] = field(repr=False)
+    regex: re.Pattern[str] | LinearPattern = field(repr=False)
     has_value: bool
     guard: str  # text every match contains, or "" (see dockprogress.core.prefilter)
 
@@ -126,10 +144,12 @@ class MilestoneSet:
         "_compiled",
         "_guards",
         "_unguarded",
+        "engines",
         "max_line",
         "milestones",
         "name",
         "names",
+        "prior",
     )
 
     def __init__(
@@ -138,8 +158,11 @@ class MilestoneSet:
         *,
         name: str | None = None,
         max_line: int = MAX_MATCH_LINE,
+        prior: Profile | None = None,
     ) -> None:
         self.name = name
+        #: The shipped calibration to use while no local profile has a run (or ``None``).
+        self.prior = prior
         self.max_line = max_line
         compiled: list[_Compiled] = []
         seen_names: set[str] = set()
@@ -177,6 +200,10 @@ class MilestoneSet:
                 self._by_guard[item.guard] = (*self._by_guard.get(item.guard, ()), item.index)
         self.milestones: tuple[Milestone, ...] = tuple(c.milestone for c in compiled)
         self.names: tuple[str, ...] = tuple(c.name for c in compiled)
+        #: ``"re"`` or ``"re2"`` for each milestone (see the module docstring).
+        self.engines: tuple[str, ...] = tuple(
+            "re" if isinstance(c.regex, re.Pattern) else "re2" for c in compiled
+        )
 
     def __len__(self) -> int:
         return len(self._compiled)
@@ -224,8 +251,14 @@ class MilestoneSet:
         return None
 
 
-def parse_milestones(text: str, *, source: str = "<milestones>") -> MilestoneSet:
-    """Build a set from TOML text; ``MilestoneConfigError`` names ``source`` and the problem."""
+def parse_milestones(
+    text: str, *, source: str = "<milestones>", base: Path | None = None
+) -> MilestoneSet:
+    """Build a set from TOML text; ``MilestoneConfigError`` names ``source`` and the problem.
+
+    ``base`` is the folder a ``prior`` file is found in (the milestone file's own); without
+    it the ``prior`` key is checked but not read (text alone has no folder to read it from).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -239,10 +272,26 @@ def parse_milestones(text: str, *, source: str = "<milestones>") -> MilestoneSet
     entries = data.get("milestone")
     if not isinstance(entries, list) or not entries:
         raise MilestoneConfigError(f"{source}: no [[milestone]] tables")
+    prior = _load_prior(data.get("prior"), base, source, name)
     try:
-        return MilestoneSet(entries, name=name)
+        return MilestoneSet(entries, name=name, prior=prior)
     except MilestoneConfigError as exc:
         raise MilestoneConfigError(f"{source}: {exc}") from exc
+
+
+def _load_prior(ref: object, base: Path | None, source: str, name: str | None) -> Profile | None:
+    if ref is None:
+        return None
+    if not isinstance(ref, str) or not ref:
+        raise MilestoneConfigError(f"{source}: 'prior' must be a file name")
+    if base is None:
+        return None
+    path = base / ref
+    try:
+        prior = Profile.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise MilestoneConfigError(f"{source}: cannot read the prior {path}: {exc}") from exc
+    return Profile(name or prior.name, prior.runs, prior.keep)
 
 
 def load_milestones(path: str | Path) -> MilestoneSet:
@@ -252,7 +301,7 @@ def load_milestones(path: str | Path) -> MilestoneSet:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise MilestoneConfigError(f"cannot read milestone file {path}: {exc}") from exc
-    return parse_milestones(text, source=str(path))
+    return parse_milestones(text, source=str(path), base=path.parent)
 
 
 # --------------------------------------------------------------------------- validation
@@ -316,18 +365,67 @@ def _label(index: int, milestone: Milestone) -> str:
     return f"milestone #{index + 1} ({milestone.pattern!r})"
 
 
-def _compile(label: str, milestone: Milestone) -> re.Pattern[str]:
+def _compile(label: str, milestone: Milestone) -> re.Pattern[str] | LinearPattern:
     try:
         regex = re.compile(milestone.pattern)
     except re.error as exc:
         raise MilestoneConfigError(f"{label}: invalid pattern: {exc}") from exc
-    if _has_nested_repeat(_sre_parse.parse(milestone.pattern), inside_repeat=False):
+    parsed = _sre_parse.parse(milestone.pattern)
+    if _has_nested_repeat(parsed, inside_repeat=False):
         raise MilestoneConfigError(
             f"{label}: nested unbounded repeats (like (a+)+), overlapping alternatives in a"
             " repeated group (like (a|aa)+) or a repeated group that can match nothing (like"
             " (a?){20}) can backtrack catastrophically; rewrite the pattern without them"
         )
-    return regex
+    if _linear_under_re(parsed):
+        return regex
+    try:
+        return compile_linear(milestone.pattern)
+    except Untranslatable as exc:
+        raise MilestoneConfigError(
+            f"{label}: {exc}, which the linear-time engine (RE2) cannot run, and its repeats"
+            " can make Python's engine take seconds on one line; drop the lookaround or"
+            " backreference, or anchor the pattern at the start (^) with a single repeat"
+        ) from exc
+
+
+def _linear_under_re(items: Any) -> bool:
+    """True when Python's backtracking search of the pattern is linear in the line.
+
+    Without an unbounded repeat, each start position costs a bounded number of steps. A
+    repeat that ends the pattern cannot fail after it has its minimum, so it is free. A
+    pattern anchored at the start is tried at one position, and one repeat makes that one
+    attempt linear.
+    """
+    multiline = bool(items.state.flags & re.MULTILINE)  # then ^ starts every line
+    items = list(items)
+    if items and str(items[-1][0]) in _REPEATS:
+        items = items[:-1]  # the trailing repeat: a match once its minimum is reached
+    repeats = _unbounded_repeats(items)
+    if repeats == 0:
+        return True
+    first = str(items[0][1]) if items and str(items[0][0]) == "AT" else ""
+    anchored = first == "AT_BEGINNING_STRING" or (first == "AT_BEGINNING" and not multiline)
+    return anchored and repeats == 1
+
+
+def _unbounded_repeats(items: Any) -> int:
+    count = 0
+    for op, arg in items:
+        kind = str(op)
+        if kind in _REPEATS:
+            count += (arg[1] == _UNBOUNDED or arg[1] > 64) + _unbounded_repeats(arg[2])
+        elif kind == "SUBPATTERN":
+            count += _unbounded_repeats(arg[-1])
+        elif kind == "BRANCH":
+            count += max(_unbounded_repeats(b) for b in arg[1])
+        elif kind in {"ASSERT", "ASSERT_NOT"}:
+            count += _unbounded_repeats(arg[1])
+        elif kind == "ATOMIC_GROUP":
+            count += _unbounded_repeats(arg)
+        elif kind == "GROUPREF":
+            count += 1  # a backreference's length follows its group's
+    return count
 
 
 def _has_nested_repeat(items: Any, *, inside_repeat: bool) -> bool:

@@ -30,6 +30,7 @@ import docker.tls
 import requests.exceptions
 
 from dockprogress.docker.endpoint import DEFAULT_HOST, Endpoint, resolve
+from dockprogress.docker.unixsock import close_failed_connects
 from dockprogress.errors import DockProgressError, EngineError, UsageError
 
 __all__ = [
@@ -151,7 +152,7 @@ def connect(
     """
     endpoint = endpoint if endpoint is not None else resolve(host, context)
     with translate_errors("connect to the Docker engine", endpoint):
-        client = _client(endpoint, timeout, kwargs)
+        client = close_failed_connects(_client(endpoint, timeout, kwargs))
         _ENDPOINTS[client] = endpoint
         _ENDPOINTS[client.api] = endpoint
         try:

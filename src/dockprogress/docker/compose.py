@@ -27,7 +27,7 @@ from dockprogress._bridge import aiter_in_thread
 from dockprogress.core.milestones import MilestoneSet
 from dockprogress.docker.client import connect, translate_errors
 from dockprogress.docker.logs import iter_follow
-from dockprogress.errors import DockProgressError, UsageError
+from dockprogress.errors import DockProgressError, EngineError, UsageError
 from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Task
 
@@ -58,18 +58,27 @@ def iter_follow_project(
     ``progress_handler``, ``tick_interval``, …).
     """
     owns_client = client is None
-    client = client if client is not None else connect(host=host, context=context)
+    aggregate = Task(
+        f"logs:{project}",
+        Operation.LOGS,
+        Kind.COUNT,
+        description=f"compose project {project}",
+        total=100.0,
+        priority=-1,
+    )
+    try:
+        client = client if client is not None else connect(host=host, context=context)
+        jobs = _jobs(client, project, milestones)
+    except EngineError as exc:
+        # No engine: the project's task still ends, in error, like every task announced.
+        failed = aggregate.fail(str(exc))
+        if failed is not None:
+            yield failed
+        if owns_client and client is not None:
+            client.close()
+        raise
     stop = cancel if cancel is not None else threading.Event()
     try:
-        jobs = _jobs(client, project, milestones)
-        aggregate = Task(
-            f"logs:{project}",
-            Operation.LOGS,
-            Kind.COUNT,
-            description=f"compose project {project}",
-            total=100.0,
-            priority=-1,
-        )
         percents: dict[str, float] = {task_id: 0.0 for task_id, *_ in jobs}
         ended: dict[str, State] = {}
         failures: list[BaseException] = []

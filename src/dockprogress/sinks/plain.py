@@ -6,7 +6,9 @@ time) while work moves without a known percent, and always on its terminal event
 
     pull:127.0.0.1:5000/dp/layers:1  running  30%  35 MB / 117 MB  5.0 MB/s  eta 0:17  Downloading
     pull:127.0.0.1:5000/dp/layers:1  done  100%  117 MB / 117 MB  in 0:24  Pull complete
-    exec:db/psql  error  45/100  error: exit code 2: relation "x" does not exist
+    exec:db/psql  error  45/100  exit code 2: relation "x" does not exist
+
+The state word says it once: an error's or a cancellation's reason follows it unprefixed.
 
 No escape codes, ever: text from containers is made printable
 (:func:`dockprogress.humanize.printable`). Each line is flushed as written.
@@ -94,10 +96,9 @@ def format_line(event: TaskEvent, first_ts: float | None = None) -> str:
     elif event.terminal and first_ts is not None:
         parts.append(f"in {humanize.duration(event.ts - first_ts)}")
     if event.state is State.ERROR:
-        parts.append(f"error: {humanize.printable(event.error or 'failed')}")
+        parts.append(humanize.printable(event.error or "failed"))
     elif event.state is State.CANCELLED:
-        reason = humanize.printable(event.error or "")
-        parts.append(f"cancelled: {reason}" if reason else "")
+        parts.append(humanize.printable(event.error or ""))
     if event.state is not State.ERROR:
         parts.append(humanize.printable(event.description))
     return "  ".join(part for part in parts if part)
