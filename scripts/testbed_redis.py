@@ -24,6 +24,9 @@ from pathlib import Path
 
 PORT = int(os.environ.get("TESTBED_REDIS_PORT", "6390"))
 USER, PASSWORD = "dockprogress", "testbed-secret"
+# Servers started by this process: kept so that Popen never warns that one still runs (it
+# is meant to outlive this script), and reaped by stop_redis.
+_STARTED: list[subprocess.Popen[bytes]] = []
 _SBIN = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -125,6 +128,7 @@ def ensure_redis(state_dir: Path, port: int = PORT) -> int | None:
         start_new_session=True,
         cwd=folder,
     )
+    _STARTED.append(proc)
     (state_dir / "redis.pid").write_text(f"{proc.pid}\n")
     deadline = time.monotonic() + 30
     while not answers(port):
@@ -151,6 +155,10 @@ def stop_redis(state_dir: Path, grace: float = 10.0) -> None:
         time.sleep(0.05)
     if _pid(state_dir) == pid:
         os.kill(pid, signal.SIGKILL)
+    for proc in [p for p in _STARTED if p.pid == pid]:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        _STARTED.remove(proc)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
     (state_dir / "redis.pid").unlink(missing_ok=True)
