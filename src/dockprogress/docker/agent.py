@@ -128,7 +128,9 @@ class Agent:
                     decode=True,
                 )
                 for info in api.containers(filters={"label": LABEL, "status": "running"}):
-                    self._follow(str(info["Id"]), dict(info.get("Labels") or {}))
+                    names = info.get("Names") or [""]
+                    labels = dict(info.get("Labels") or {})
+                    self._follow(str(info["Id"]), labels.get(LABEL, ""), names[0].lstrip("/"))
                 if warned:
                     self._say("the engine answers again")
                     warned = False
@@ -140,7 +142,7 @@ class Agent:
                     attributes = dict(actor.get("Attributes") or {})
                     container = str(actor.get("ID") or event.get("id") or "")
                     if container and LABEL in attributes:
-                        self._follow(container, attributes)
+                        self._follow(container, attributes[LABEL], attributes.get("name"))
                 since = since if since is not None else time.time()
             except Exception as exc:  # the engine went away, or never answered
                 if not warned and not self._stop.is_set():
@@ -182,13 +184,13 @@ class Agent:
 
         return connect()
 
-    def _follow(self, container: str, labels: dict[str, str]) -> None:
+    def _follow(self, container: str, value: str, name: str | None) -> None:
         with self._lock:
             if container in self._following or self._stop.is_set():
                 return
             thread = threading.Thread(
                 target=self._follow_one,
-                args=(container, labels.get(LABEL, ""), labels.get("name")),
+                args=(container, value, name),
                 name=f"dockprogress-agent-{container[:12]}",
                 daemon=True,
             )
