@@ -60,6 +60,7 @@ def _docker_run(testbed: Testbed, name: str, *, detach: bool) -> None:
 
 
 def test_the_agent_follows_labelled_containers_start_to_exit_and_never_twice(
+    *,
     testbed: Testbed,
     bus_url: str,
     sync_redis: Any,
@@ -112,3 +113,49 @@ def test_the_agent_follows_labelled_containers_start_to_exit_and_never_twice(
         assert finals[-1]["state"] == "done"
     # The profile learned from these runs is where `logs` keeps it.
     assert (tmp_path / "cache" / "dockprogress" / "profiles" / "fleet-steps.json").is_file()
+
+
+def test_the_agent_survives_the_engine_going_away(
+    *,
+    testbed: Testbed,
+    bus_url: str,
+    replicas: Callable[..., Replica],
+    names: list[str],
+    tmp_path: Path,
+) -> None:
+    # The shared engine is never restarted here: the agent talks to it through a socket
+    # proxy that drops every connection and refuses new ones for a while, which is what a
+    # client sees while dockerd restarts. A container started meanwhile must still be found.
+    from tests.logs.socket_proxy import SocketProxy
+
+    (tmp_path / "fleet-steps.toml").write_text(MILESTONES)
+    replica = replicas()
+    proxy = SocketProxy(tmp_path / "engine.sock")
+    name = f"dp-agent-outage-{uuid.uuid4().hex[:8]}"
+    names.append(name)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "DOCKER_HOST": proxy.url}
+    agent = subprocess.Popen(
+        cli("agent", "--bus", bus_url, "--node", "outage", "--milestones-dir", str(tmp_path)),
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    try:
+        time.sleep(1.5)
+        proxy.pause(3.0)  # the engine "restarts"
+        _docker_run(testbed, name, detach=True)  # started while the agent cannot see
+        key = ("outage", f"logs:{name}")
+        seen = ws_tasks(
+            replica.url,
+            lambda t: t.get(key, {}).get("event", {}).get("state") == "done",
+            timeout=60,
+        )
+        assert seen[key]["event"]["percent"] == 100
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=30)
+        proxy.close()
+    assert "does not answer" in err, err
+    assert "answers again" in err, err
+    assert err.count(f"following {name} ") == 1, err
