@@ -117,7 +117,7 @@ class TaskEvent:
 
     def to_json(self) -> str:
         """One event line, without the trailing newline."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        return _ENCODE(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskEvent:
@@ -150,6 +150,10 @@ class TaskEvent:
             priority=int(data.get("priority") or 0),
             node=None if data.get("node") is None else str(data["node"]),
         )
+
+
+# One encoder for every event line (json.dumps would build a new one per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _number(value: float) -> float | int:

@@ -412,7 +412,7 @@ class Subscription:
 def _entry_json(entry: _Entry) -> str:
     stale = '"stale":true,' if entry.stale else ""
     return (
-        f'{{"first_ts":{json.dumps(round(entry.first_ts, 6))},'
+        f'{{"first_ts":{round(entry.first_ts, 6)!r},'
         f'"cancellable":{"true" if entry.cancellable else "false"},{stale}'
         f'"event":{entry.event.to_json()}}}'
     )
