@@ -1,8 +1,8 @@
 """``python -m bench``: run every benchmark family, print the table, rewrite BENCHMARKS.md.
 
 Families: ``parsers`` and ``hub`` (no engine needed), ``pull``, ``latency``, ``fanout`` (the
-real engine and the test bed's registries; ``make bench`` brings them up first). A family that cannot run
-is reported as not run, its targets as MISS, and the others still run. ``--quick`` shrinks
+real engine and the test bed's registries; ``make bench`` brings them up first). A family
+that cannot run is reported as not run, its targets as MISS, and the others still run. ``--quick`` shrinks
 every input and run count (a check that everything works, not a measurement) and then
 writes nothing unless ``--output`` is given.
 """

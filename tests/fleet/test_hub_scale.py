@@ -11,8 +11,8 @@ import json
 import time
 
 import pytest
-
 from bench.hub import bytes_per_task, events_per_second
+
 from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.sinks.web.hub import EventHub, TaskLimitError
 from dockprogress.task import Task
