@@ -2,9 +2,9 @@
 
 Families: ``parsers`` and ``hub`` (no engine needed), ``pull``, ``latency``, ``fanout`` (the
 real engine and the test bed's registries; ``make bench`` brings them up first). A family
-that cannot run is reported as not run, its targets as MISS, and the others still run. ``--quick`` shrinks
-every input and run count (a check that everything works, not a measurement) and then
-writes nothing unless ``--output`` is given.
+that cannot run is reported as not run, its targets as MISS, and the others still run.
+``--quick`` shrinks every input and run count (a check that everything works, not a
+measurement) and then writes nothing unless ``--output`` is given.
 """
 
 from __future__ import annotations
