@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.web.conftest import free_port
+from tests.web.conftest import chromium, free_port, probe  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))

@@ -8,7 +8,7 @@ from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.sinks.web.hub import EventHub
 from dockprogress.sinks.web.server import ServerThread
 from dockprogress.task import Task
-from tests.web.conftest import PageProbe, chromium, free_port, probe  # noqa: F401
+from tests.web.conftest import PageProbe, free_port
 
 pytestmark = pytest.mark.browser
 
