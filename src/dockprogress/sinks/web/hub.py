@@ -149,43 +149,57 @@ class EventHub:
         node = event.node if event.node is not None else default_node()
         key = (node, event.task)
         terminal = event.terminal
+        event_json = event.to_json()  # the costly part, outside the lock
         with self._lock:
-            previous = self._tasks.get(key)
-            new_run = previous is None or (previous.event.terminal and not terminal)
-            live = self._live.get(node)
-            full = live is not None and len(live) >= self.max_live_per_node
-            if new_run and not terminal and full:
-                self.refused += 1
-                raise TaskLimitError(
-                    f"node {node!r} already has {self.max_live_per_node} running tasks, the "
-                    f"most this dashboard holds per node (max_live_per_node); task "
-                    f"{event.task!r} is not shown: end some tasks or raise the cap"
-                )
             if node in self._stale_nodes:
                 self._set_stale(node, False)
-            first_ts = event.ts if new_run or previous is None else previous.first_ts
-            entry = _Entry(event, first_ts, key in self._cancellable, "")
-            entry.payload = _entry_json(entry)
-            # Re-inserting keeps the dict in first-seen order for snapshots.
-            if new_run:
-                self._tasks.pop(key, None)
-            self._tasks[key] = entry
-            if terminal:
-                if live is not None:
-                    live.discard(key)
-                if previous is None or not previous.event.terminal:
+            previous = self._tasks.get(key)
+            if previous is not None and not previous.event.terminal:
+                # The common case, an update of a running task: the entry is updated in place.
+                entry = previous
+                entry.event = event
+                entry.payload = _entry_json(entry, event_json)
+                if terminal:
+                    self._live[node].discard(key)
                     self._ended[key] = self._wall()
             else:
-                if live is None:
-                    live = self._live[node] = set()
-                live.add(key)
-                self._ended.pop(key, None)
+                self._record(key, event, event_json, previous)
+                entry = self._tasks[key]
             self.published += 1
             if self._ended and (len(self._ended) > self.max_history or terminal):
                 self._prune()
             subscribers = tuple(self._subscribers)
         for subscriber in subscribers:
             subscriber._offer(key, entry.payload)
+
+    def _record(self, key: Key, event: TaskEvent, event_json: str, previous: _Entry | None) -> None:
+        """A task seen for the first time, or again after it ended (lock held)."""
+        node, terminal = key[0], event.terminal
+        live = self._live.get(node)
+        if previous is not None and terminal:
+            # One more final state of an ended task: it replaces the last one, in place.
+            previous.event = event
+            previous.payload = _entry_json(previous, event_json)
+            return
+        if not terminal and live is not None and len(live) >= self.max_live_per_node:
+            self.refused += 1
+            raise TaskLimitError(
+                f"node {node!r} already has {self.max_live_per_node} running tasks, the "
+                f"most this dashboard holds per node (max_live_per_node); task "
+                f"{event.task!r} is not shown: end some tasks or raise the cap"
+            )
+        entry = _Entry(event, event.ts, key in self._cancellable, "")
+        entry.payload = _entry_json(entry, event_json)
+        # A new run goes to the back: the dict stays in first-seen order for snapshots.
+        self._tasks.pop(key, None)
+        self._tasks[key] = entry
+        if terminal:
+            self._ended[key] = self._wall()
+        else:
+            if live is None:
+                live = self._live[node] = set()
+            live.add(key)
+            self._ended.pop(key, None)
 
     def send(self, event: TaskEvent) -> None:
         """:class:`~dockprogress.sinks.base.Sink` form of :meth:`publish`."""
@@ -298,7 +312,7 @@ class EventHub:
         for key in self._live.get(node, ()):
             entry = self._tasks[key]
             entry.stale = stale
-            entry.payload = _entry_json(entry)
+            entry.payload = _entry_json(entry, entry.event.to_json())
             offers.append((key, entry.payload))
         return offers
 
@@ -409,10 +423,10 @@ class Subscription:
                 pass
 
 
-def _entry_json(entry: _Entry) -> str:
+def _entry_json(entry: _Entry, event_json: str) -> str:
     stale = '"stale":true,' if entry.stale else ""
     return (
         f'{{"first_ts":{round(entry.first_ts, 6)!r},'
         f'"cancellable":{"true" if entry.cancellable else "false"},{stale}'
-        f'"event":{entry.event.to_json()}}}'
+        f'"event":{event_json}}}'
     )
