@@ -76,6 +76,7 @@ class RedisPublisher:
         self.dropped = 0
         self.failures = 0
         self.connected = False
+        self._ever_connected = False
         self._thread = threading.Thread(
             target=self._thread_main, name="dockprogress-bus", daemon=True
         )
@@ -100,8 +101,13 @@ class RedisPublisher:
         self._poke()
 
     def close(self) -> None:
-        """Write what is queued (waiting at most ``close_timeout`` s), then stop."""
-        deadline = time.monotonic() + self.close_timeout
+        """Write what is queued (waiting at most ``close_timeout`` s), then stop.
+
+        A publisher that never reached Redis waits at most 5 s: a mistyped ``--bus`` should
+        not hold every command's exit for half a minute.
+        """
+        wait = self.close_timeout if self._ever_connected else min(self.close_timeout, 5.0)
+        deadline = time.monotonic() + wait
         with self._idle:
             self._closing = True
         self._poke()
@@ -116,7 +122,7 @@ class RedisPublisher:
             self._warn(
                 "unsent",
                 f"Redis at {_where(self.url)} did not take {unsent} task state(s) within "
-                f"{self.close_timeout:g} s; they are lost",
+                f"{wait:g} s; they are lost",
             )
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -180,7 +186,7 @@ class RedisPublisher:
                             args=[self.node, self.layout.stream_maxlen, self.layout.stream_age],
                         )
                         next_beat = now + self.heartbeat
-                        self.connected = True
+                        self.connected = self._ever_connected = True
                     batch = self._take()
                     if batch:
                         await self._write(client, publish, batch)

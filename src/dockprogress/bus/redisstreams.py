@@ -25,7 +25,7 @@ Semantics (the README's "Fleet" section says the same to users):
   written, in a queue of at most ``max_queue`` tasks (10,000): intermediate states may be
   coalesced, and when the queue is full the oldest running tasks' pending states go first,
   but a task's final state is never dropped. It resends when Redis is back; at exit it waits
-  up to ``close_timeout`` (30 s) for Redis before giving up (and says so).
+  up to ``close_timeout`` (30 s; 5 s if it never reached Redis) before giving up, and says so.
 * **Heartbeats and stale.** Each publisher appends a heartbeat every ``heartbeat`` seconds
   (5 s). A replica that has heard nothing from a node for ``node_timeout`` (30 s) shows that
   node's running tasks ``stale`` (entry flag) until it speaks again.
