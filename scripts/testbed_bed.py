@@ -38,6 +38,7 @@ from pathlib import Path
 
 import testbed_images
 import testbed_modern
+import testbed_redis
 import testbed_remote
 from testbed_modern import SetupError
 
@@ -488,6 +489,7 @@ def up(cfg: Config, skip_debian: bool) -> int:
         pids = {"dockerd": ensure_engine(cfg)}
         pids["registry"] = ensure_registry(cfg)
         pids["nginx"] = ensure_front(cfg)
+        pids["redis"] = testbed_redis.ensure_redis(cfg.state_dir)
         testbed_images.ensure_all(cfg.registry, cfg.state_dir / "cache", skip_debian=skip_debian)
         if testbed_modern.enabled():
             modern = testbed_modern.from_env(cfg.state_dir)
@@ -521,6 +523,7 @@ def down(cfg: Config) -> int:
         (cfg.state_dir / "state.json").unlink(missing_ok=True)
         stop_pid(cfg.state_dir / "nginx-master.pid", "nginx")
         testbed_remote.stop(testbed_remote.from_env(cfg.state_dir), stop_pid)
+        testbed_redis.stop_redis(cfg.state_dir)
         stop_pid(cfg.state_dir / "registry.pid", "docker-registry")
         modern = testbed_modern.from_env(cfg.state_dir)
         stop_pid(modern.dockerd_pidfile, "dockerd", grace=40.0)
@@ -540,6 +543,7 @@ def status(cfg: Config, as_json: bool) -> int:
         "slow_registry": registry_answers(cfg.slow_registry),
         "nginx_pid": pid_running(cfg.state_dir / "nginx-master.pid", "nginx"),
         "state_file": (cfg.state_dir / "state.json").exists(),
+        **testbed_redis.redis_status(cfg.state_dir),
         "images": {},
     }
     modern_ok = True
@@ -564,7 +568,7 @@ def status(cfg: Config, as_json: bool) -> int:
     report["images"] = images
     report["remote"] = remote = testbed_remote.status(testbed_remote.from_env(cfg.state_dir))
     ok = (
-        all(report[k] for k in ("engine", "registry", "slow_registry", "state_file"))
+        all(report[k] for k in ("engine", "registry", "slow_registry", "state_file", "redis"))
         and all(v["registry"] for v in images.values())
         and modern_ok
         and (bool(remote["tcp"] and remote["ssh"]) or not classic_host().startswith("unix://"))
@@ -599,6 +603,7 @@ def status(cfg: Config, as_json: bool) -> int:
             )
         for way in ("tcp", "ssh"):
             print(f"{way + ' way in':<15}{remote[way + '_host']} {up_down(remote[way])}")
+        print(f"redis          127.0.0.1:{report['redis_port']} {up_down(report['redis'])}")
         for key, where in images.items():
             marks = ", ".join(k for k, v in where.items() if v) or "missing"
             print(f"image {key:<9}{cfg.registry}/{testbed_images.specs()[key]['ref']}: {marks}")

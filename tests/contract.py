@@ -9,7 +9,8 @@ Any test that runs a command with ``--progress json`` validates its standard out
 
 Both raise ``AssertionError`` naming the line and the broken rule, and return the parsed
 objects (dicts) in order. Checked for every line: it is one JSON object, the fields of the
-table with their types and enums (plus this project's ``priority`` integer; nothing else).
+table with their types and enums, ``node`` (the publishing machine's name, a non-empty string),
+plus this project's ``priority`` integer; nothing else.
 Checked per task, in order of appearance (the promises):
 
 1. ``percent`` never decreases and, once known, never becomes null again; it is 100 only on
@@ -53,6 +54,7 @@ FIELDS = (
     "eta",
     "error",
     "detail",
+    "node",
 )
 EXTRA_FIELDS = ("priority",)
 
@@ -103,6 +105,9 @@ def check_event(obj: Any, where: str = "event") -> None:
         obj["error"] is None or isinstance(obj["error"], str), f"{where}: error {obj['error']!r}"
     )
     _require(isinstance(obj["detail"], dict), f"{where}: detail must be an object")
+    _require(
+        isinstance(obj["node"], str) and obj["node"], f"{where}: node must be a non-empty string"
+    )
     if "priority" in obj:
         priority = obj["priority"]
         _require(
@@ -170,6 +175,7 @@ def _check_sequence(before: dict[str, Any], obj: dict[str, Any], where: str) -> 
     )
     _require(obj["operation"] == before["operation"], f"{where}: operation changed")
     _require(obj["kind"] == before["kind"], f"{where}: kind changed")
+    _require(obj["node"] == before["node"], f"{where}: node changed")
     _require(
         not (obj["state"] == "pending" and before["state"] != "pending"),
         f"{where}: went back to pending from {before['state']!r}",

@@ -3,18 +3,25 @@
 A :class:`TaskEvent` is an immutable snapshot of one task at one moment. Its fields are the
 event-line contract of ``INTERFACE.md`` (``--progress json``), plus ``priority`` for ordering
 (lower number = more important = shown first, in every display).
+
+``node`` names the machine that made the event (the fleet's dashboards keep one task list per
+node, so two hosts' ``pull:app`` never overwrite each other). An event made without one
+(``None``) is written with :func:`default_node`: ``DOCKPROGRESS_NODE``, else the host name.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["EMPTY_DETAIL", "Kind", "Operation", "State", "TaskEvent"]
+__all__ = ["EMPTY_DETAIL", "Kind", "Operation", "State", "TaskEvent", "default_node"]
 
 EMPTY_DETAIL: Mapping[str, Any] = MappingProxyType({})
 
@@ -54,6 +61,12 @@ class State(StrEnum):
 _TERMINAL = frozenset({State.DONE, State.ERROR, State.CANCELLED})
 
 
+@functools.cache
+def default_node() -> str:
+    """This machine's node name: ``DOCKPROGRESS_NODE``, else the host name (read once)."""
+    return os.environ.get("DOCKPROGRESS_NODE") or socket.gethostname() or "localhost"
+
+
 @dataclass(frozen=True, slots=True)
 class TaskEvent:
     """One task's state at time ``ts`` (Unix seconds).
@@ -77,6 +90,7 @@ class TaskEvent:
     error: str | None = None
     detail: Mapping[str, Any] = field(default_factory=lambda: EMPTY_DETAIL)
     priority: int = 0
+    node: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -100,11 +114,12 @@ class TaskEvent:
             "error": self.error,
             "detail": dict(self.detail),
             "priority": self.priority,
+            "node": self.node if self.node is not None else default_node(),
         }
 
     def to_json(self) -> str:
         """One event line, without the trailing newline."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        return _ENCODE(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskEvent:
@@ -135,7 +150,12 @@ class TaskEvent:
             error=None if data.get("error") is None else str(data["error"]),
             detail=MappingProxyType(dict(detail)),
             priority=int(data.get("priority") or 0),
+            node=None if data.get("node") is None else str(data["node"]),
         )
+
+
+# One encoder for every event line (json.dumps would build a new one per call).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _number(value: float) -> float | int:

@@ -208,8 +208,8 @@ def test_an_idle_subscription_times_out_for_the_heartbeat() -> None:
     assert 0.15 <= waited < 1.0
 
 
-def test_oldest_ended_tasks_are_forgotten_past_max_tasks_running_ones_never() -> None:
-    hub = EventHub(max_tasks=5)
+def test_oldest_ended_tasks_are_forgotten_past_max_history_running_ones_never() -> None:
+    hub = EventHub(max_history=4)
     running = download_events("pull:running", 100, 3)[0]
     hub.publish(running)
     for i in range(10):

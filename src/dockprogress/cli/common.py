@@ -9,6 +9,7 @@ does not exist is a usage error (exit status 2) before anything is shown.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,8 +21,10 @@ from dockprogress.sinks.display import PROGRESS_MODES, open_display
 
 __all__ = [
     "ExitStatus",
+    "add_bus_options",
     "add_display_options",
     "add_engine_options",
+    "bus_options",
     "check_engine_options",
     "engine_options",
     "run_with_display",
@@ -74,6 +77,38 @@ def check_engine_options(args: argparse.Namespace) -> None:
     resolve(**engine_options(args))
 
 
+def add_bus_options(parser: argparse.ArgumentParser) -> None:
+    """``--bus URL`` and ``--node NAME``: every tracking command, ``serve`` and ``agent``."""
+    parser.add_argument(
+        "--bus",
+        metavar="URL",
+        default=None,
+        help="publish to (serve: read from) the fleet's Redis bus, "
+        "redis://[user:password@]host:port/db or rediss://... (or DOCKPROGRESS_BUS)",
+    )
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        default=None,
+        help="this machine's name on the bus (or DOCKPROGRESS_NODE; default: the host name)",
+    )
+
+
+def bus_options(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The bus URL (``--bus``, else ``DOCKPROGRESS_BUS``, else none) and the node name.
+
+    Raises :class:`UsageError` for a URL that is not a Redis one or a bad node name.
+    """
+    import os
+
+    from dockprogress.bus import open_bus, resolve_node
+
+    url = getattr(args, "bus", None) or os.environ.get("DOCKPROGRESS_BUS") or None
+    node = resolve_node(getattr(args, "node", None))
+    open_bus(url)  # validates the URL before anything runs
+    return url, node
+
+
 def add_display_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress",
@@ -92,6 +127,22 @@ def add_display_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="token for --dashboard when the server requires one (or DOCKPROGRESS_TOKEN)",
     )
+    add_bus_options(parser)
+
+
+class _NodeStamp(Fanout):
+    """A fanout writing ``node`` into every event it forwards."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, inner: Fanout, node: str) -> None:
+        super().__init__(inner.sinks)
+        self.node = node
+
+    def send(self, event: TaskEvent) -> None:
+        if event.node != self.node:
+            event = dataclasses.replace(event, node=self.node)
+        super().send(event)
 
 
 class ExitStatus:
@@ -125,7 +176,14 @@ def run_with_display(args: argparse.Namespace, produce: Callable[[Sink], None]) 
     expected to cancel its tasks (sending their ``cancelled`` events) and re-raise.
     """
     outcome = ExitStatus()
+    url, node = bus_options(args)
     fanout = Fanout([open_display(args.progress), outcome])
+    if getattr(args, "node", None) is not None:
+        fanout = _NodeStamp(fanout, node)  # --node shows in every display, not only the bus
+    if url:
+        from dockprogress.bus import open_bus
+
+        fanout.add(open_bus(url).publisher(node))
     if getattr(args, "dashboard", None):
         import os
 

@@ -20,7 +20,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 
-_COMMAND_MODULES = ("pull", "push", "build", "logs", "exec", "serve", "demo")
+_COMMAND_MODULES = ("pull", "push", "build", "logs", "exec", "serve", "agent", "demo")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from dockprogress.errors import UsageError
 from dockprogress.events import State, TaskEvent
+from dockprogress.sinks.base import Sink
 from dockprogress.sinks.web.hub import EventHub
 
 __all__ = ["EventFactory", "Run", "TaskRunner"]
@@ -62,8 +63,18 @@ class Run:
 class TaskRunner:
     """Starts operations for the dashboard and cancels them on request."""
 
-    def __init__(self, hub: EventHub, *, docker_client: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        hub: EventHub,
+        *,
+        docker_client: Callable[[], Any] | None = None,
+        sink: Sink | None = None,
+        node: str | None = None,
+    ) -> None:
         self.hub = hub
+        # With a bus the events go out through it (every replica sees them, this one too).
+        self.sink: Sink = sink if sink is not None else hub
+        self.node = node
         self._docker_client = docker_client
         self._lock = threading.Lock()
         self._runs_by_task: dict[str, Run] = {}
@@ -248,9 +259,9 @@ class TaskRunner:
             if previous is None:
                 with self._lock:
                     self._runs_by_task[event.task] = run
-                self.hub.mark_cancellable(event.task)
+                self.hub.mark_cancellable(event.task, self.node)
             run.last[event.task] = event
-            self.hub.publish(event)
+            self.sink.send(event)
             if run.first_task is None:
                 run.first_task = event.task
                 run.first.set()

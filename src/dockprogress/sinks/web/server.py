@@ -62,8 +62,9 @@ from starlette.websockets import WebSocket
 
 from dockprogress.errors import UsageError
 from dockprogress.events import TaskEvent
+from dockprogress.sinks.base import Sink
 from dockprogress.sinks.web import DEFAULT_HOST, DEFAULT_PORT
-from dockprogress.sinks.web.hub import EventHub
+from dockprogress.sinks.web.hub import EventHub, TaskLimitError
 from dockprogress.sinks.web.runner import TaskRunner
 
 __all__ = [
@@ -120,16 +121,20 @@ def create_app(
     runner: TaskRunner | None = None,
     allowed_hosts: frozenset[str] = frozenset(),
     max_body: int = MAX_BODY,
+    publish_to: Sink | None = None,
 ) -> Starlette:
     """The dashboard application around ``hub`` (a new one when ``None``).
 
     ``token``: when set, required by ``/api/*`` and ``/ws``. ``allowed_hosts``: host names,
     besides loopback ones, that a tokenless server answers to (``Host`` header check).
     ``runner`` starts and cancels the server's own tasks (one is made on ``hub`` if ``None``).
+    ``publish_to``: where ``POST /api/publish`` events go (the bus's publisher when the hub
+    is fed from a bus; the hub itself by default).
     The hub, runner and token are kept on ``app.state``.
     """
     hub = hub if hub is not None else EventHub()
-    runner = runner if runner is not None else TaskRunner(hub)
+    publish_event = (publish_to if publish_to is not None else hub).send
+    runner = runner if runner is not None else TaskRunner(hub, sink=publish_to)
     guard = _Guard(token, allowed_hosts)
 
     async def index(request: Request) -> Response:
@@ -142,8 +147,22 @@ def create_app(
     async def publish(request: Request) -> Response:
         guard.require_post(request, ("application/json", "application/x-ndjson"))
         events = _parse_events(await _read_body(request, max_body))
+        refused: list[str] = []
         for event in events:
-            hub.publish(event)
+            try:
+                publish_event(event)
+            except TaskLimitError as exc:
+                refused.append(str(exc))
+        if refused:
+            # Every other event was taken; the sender learns why these were not.
+            return JSONResponse(
+                {
+                    "accepted": len(events) - len(refused),
+                    "refused": len(refused),
+                    "reason": refused[0],
+                },
+                status_code=429,
+            )
         return JSONResponse({"accepted": len(events)})
 
     async def start_pull(request: Request) -> Response:
@@ -419,20 +438,48 @@ def run_server(
     *,
     log_level: str = "warning",
     runner: TaskRunner | None = None,
+    bus: str | None = None,
+    node: str | None = None,
+    node_timeout: float | None = None,
 ) -> None:
     """Serve the dashboard until interrupted (blocking). A non-loopback ``host`` needs a token.
 
     ``runner`` starts the page's own tasks (default: one on the hub, default engine).
-
+    ``bus``: a Redis bus URL; the hub is then fed from the bus (every node's tasks), and the
+    server's own tasks and ``/api/publish`` events are published to it as ``node``.
     Raises :class:`UsageError` when ``host`` is not loopback and ``token`` is ``None``
-    (use :func:`resolve_token` first to generate one).
+    (use :func:`resolve_token` first to generate one), ``BusError`` when Redis refuses the
+    credentials.
     """
     import uvicorn
 
+    from dockprogress.bus import open_bus, resolve_node
+
     if token is None and not is_loopback(host):
         raise UsageError(f"binding to {host} needs a token (--token or DOCKPROGRESS_TOKEN)")
-    app = create_app(hub, token, runner=runner)
-    uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
+    hub = hub if hub is not None else EventHub()
+    node = resolve_node(node)
+    publisher: Sink | None = None
+    feed = None
+    if bus:
+        chosen = open_bus(bus)
+        if node_timeout is not None and hasattr(chosen, "node_timeout"):
+            chosen.node_timeout = node_timeout
+        feed = chosen.feed(hub).start()
+        publisher = chosen.publisher(node)
+    app = create_app(hub, token, runner=runner, publish_to=publisher)
+    own: TaskRunner = app.state.runner
+    own.node = node
+    if publisher is not None:
+        own.sink = publisher  # the page's own tasks reach every replica through the bus
+    try:
+        uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
+    finally:
+        own.cancel_all()
+        if publisher is not None:
+            publisher.close()
+        if feed is not None:
+            feed.close()
 
 
 class ServerThread:

@@ -2,7 +2,9 @@
 //
 // Protocol (see sinks/web/hub.py): {"type":"snapshot","heartbeat":s,"tasks":[ENTRY]} first,
 // then {"type":"tasks","tasks":[ENTRY]} updates and {"type":"heartbeat"} when idle, where
-// ENTRY = {first_ts, cancellable, event}. Every text that came from a task is put in the page
+// ENTRY = {first_ts, cancellable, stale?, event}; tasks are keyed by the event's node and task
+// (two machines may both run "pull:app"); a running task of a silent node comes with
+// stale: true and shows "stale". Every text that came from a task is put in the page
 // with textContent, never as HTML: container output is not trusted.
 "use strict";
 
@@ -13,7 +15,7 @@
   const UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
 
   const token = readToken();
-  const tasks = new Map(); // task id -> {entry, el, fadeTimer}
+  const tasks = new Map(); // node + "\n" + task id -> {entry, el, fadeTimer}
   const list = document.getElementById("tasks");
   const template = document.getElementById("task-template");
   const statusEl = document.getElementById("status");
@@ -127,7 +129,7 @@
   function applySnapshot(entries) {
     const seen = new Set();
     for (const entry of entries) {
-      seen.add(entry.event.task);
+      seen.add(keyOf(entry));
       applyEntry(entry);
     }
     for (const [id, item] of tasks) {
@@ -140,11 +142,15 @@
     scheduleRender();
   }
 
+  function keyOf(entry) {
+    return `${entry.event.node || ""}\n${entry.event.task}`;
+  }
+
   function applyEntry(entry) {
-    const id = entry.event.task;
+    const id = keyOf(entry);
     let item = tasks.get(id);
     if (!item) {
-      item = { entry, el: createCard(id), fadeTimer: null };
+      item = { entry, el: createCard(id, entry.event), fadeTimer: null };
       tasks.set(id, item);
     }
     item.entry = entry;
@@ -188,8 +194,12 @@
 
   function renderSummary() {
     const counts = {};
-    for (const { entry } of tasks.values()) counts[entry.event.state] = (counts[entry.event.state] || 0) + 1;
-    const words = ["running", "pending", "done", "error", "cancelled"]
+    for (const { entry } of tasks.values()) {
+      const ended = ["done", "error", "cancelled"].includes(entry.event.state);
+      const state = entry.stale && !ended ? "stale" : entry.event.state;
+      counts[state] = (counts[state] || 0) + 1;
+    }
+    const words = ["running", "pending", "stale", "done", "error", "cancelled"]
       .filter((state) => counts[state])
       .map((state) => `${counts[state]} ${state}`);
     document.getElementById("summary").textContent = words.join(" · ");
@@ -199,10 +209,12 @@
 
   // ---------------------------------------------------------------------- cards
 
-  function createCard(id) {
+  function createCard(id, ev) {
     const el = template.content.firstElementChild.cloneNode(true);
-    el.dataset.task = id;
-    el.querySelector(".cancel").addEventListener("click", () => cancelTask(id, el));
+    el.dataset.key = id;
+    el.dataset.task = ev.task;
+    el.dataset.node = ev.node || "";
+    el.querySelector(".cancel").addEventListener("click", () => cancelTask(ev.task, el));
     return el;
   }
 
@@ -219,11 +231,14 @@
     const ended = ["done", "error", "cancelled"].includes(ev.state);
     el.dataset.state = ev.state;
     el.dataset.kind = ev.kind;
+    const stale = Boolean(entry.stale) && !ended;
+    el.dataset.stale = stale ? "true" : "false";
 
     const prefix = `${ev.operation}:`;
     setText(el, ".op", ev.operation);
     setText(el, ".name", ev.task.startsWith(prefix) ? ev.task.slice(prefix.length) : ev.task).title = ev.task;
-    setText(el, ".state", ev.state);
+    setText(el, ".node", ev.node || "").title = ev.node ? `node ${ev.node}` : "";
+    setText(el, ".state", stale ? "stale" : ev.state).title = stale ? "no word from this node lately" : "";
 
     const bar = el.querySelector(".bar");
     const percent = ev.percent;
@@ -353,7 +368,7 @@
     "toggle",
     (event) => {
       const card = event.target.closest && event.target.closest(".task");
-      const item = card && tasks.get(card.dataset.task);
+      const item = card && tasks.get(card.dataset.key);
       if (item) renderLayers(card, item.entry.event);
     },
     true,

@@ -1,0 +1,300 @@
+"""The publishing half of the Redis bus: a sink that never blocks the tracker.
+
+:class:`RedisPublisher` is a :class:`~dockprogress.sinks.base.Sink`. ``send`` stamps the
+event with the publisher's node and puts it in a bounded, coalescing queue (the latest
+pending event per task, see :mod:`dockprogress.bus.redisstreams` for the policy); a thread
+running its own asyncio loop with redis-py's asyncio client writes the queue through the
+publish script in pipelined batches, appends a heartbeat every ``heartbeat`` seconds, and
+reconnects with a growing delay while Redis is away. ``close`` waits up to ``close_timeout``
+seconds for what is queued to be written.
+
+Credentials Redis refuses (``WRONGPASS``, ``NOAUTH``, ``NOPERM``) stop the publisher with one
+clear message on standard error: retrying a wrong password helps nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import sys
+import threading
+import time
+from typing import Any, Final, TextIO
+
+from dockprogress.bus.redisstreams import (
+    HEARTBEAT_SCRIPT,
+    PUBLISH_SCRIPT,
+    Layout,
+    connect,
+    task_field,
+)
+from dockprogress.events import TaskEvent
+
+__all__ = ["RedisPublisher"]
+
+#: Events written per pipelined round trip, at most.
+BATCH: Final = 500
+
+
+class RedisPublisher:
+    """A sink publishing to the Redis bus at ``url`` as ``node``."""
+
+    def __init__(
+        self,
+        url: str,
+        node: str,
+        layout: Layout | None = None,
+        *,
+        max_queue: int = 10_000,
+        heartbeat: float = 5.0,
+        max_backoff: float = 2.0,
+        close_timeout: float = 30.0,
+        stderr: TextIO | None = None,
+    ) -> None:
+        self.url = url
+        self.node = node
+        self.layout = layout if layout is not None else Layout()
+        self.max_queue = max_queue
+        self.heartbeat = heartbeat
+        self.max_backoff = max_backoff
+        self.close_timeout = close_timeout
+        self._stderr = stderr
+        self._lock = threading.Lock()
+        self._queue: dict[str, TaskEvent] = {}  # task -> latest unwritten event, oldest first
+        self._in_flight = 0
+        self._in_flight_batch: list[TaskEvent] = []
+        self._closing = False
+        self._fatal: str | None = None
+        self._warned: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._idle = threading.Condition(self._lock)
+        self.sent = 0
+        self.coalesced = 0
+        self.dropped = 0
+        self.failures = 0
+        self.connected = False
+        self._ever_connected = False
+        self._thread = threading.Thread(
+            target=self._thread_main, name="dockprogress-bus", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait(5.0)
+
+    # -------------------------------------------------------------------- sink
+
+    def send(self, event: TaskEvent) -> None:
+        """Queue ``event`` (stamped with this node); returns at once, whatever Redis does."""
+        if event.node != self.node:
+            event = dataclasses.replace(event, node=self.node)
+        with self._lock:
+            if self._fatal is not None or self._closing:
+                return
+            queue = self._queue
+            if queue.pop(event.task, None) is not None:
+                self.coalesced += 1
+            queue[event.task] = event
+            if len(queue) > self.max_queue:
+                self._shed()
+        self._poke()
+
+    def close(self) -> None:
+        """Write what is queued (waiting at most ``close_timeout`` s), then stop.
+
+        A publisher that never reached Redis waits at most 5 s: a mistyped ``--bus`` should
+        not hold every command's exit for half a minute.
+        """
+        wait = self.close_timeout if self._ever_connected else min(self.close_timeout, 5.0)
+        deadline = time.monotonic() + wait
+        with self._idle:
+            self._closing = True
+        self._poke()
+        with self._idle:
+            while (self._queue or self._in_flight) and self._fatal is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._idle.wait(min(left, 0.1))
+            unsent = len(self._queue) + self._in_flight
+        if unsent and self._fatal is None:
+            self._warn(
+                "unsent",
+                f"Redis at {_where(self.url)} did not take {unsent} task state(s) within "
+                f"{wait:g} s; they are lost",
+            )
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(loop.stop)
+        self._thread.join(5.0)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue) + self._in_flight
+
+    # --------------------------------------------------------------- internals
+
+    def _shed(self) -> None:
+        """Drop the oldest running tasks' pending states until the queue fits (lock held)."""
+        excess = len(self._queue) - self.max_queue
+        for task, event in list(self._queue.items()):
+            if excess <= 0:
+                break
+            if not event.terminal:
+                del self._queue[task]
+                self.dropped += 1
+                excess -= 1
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has stopped
+                loop.call_soon_threadsafe(wake.set)
+
+    def _thread_main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            task = loop.create_task(self._main())
+            self._ready.set()
+            loop.run_forever()
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(task)
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _main(self) -> None:
+        self._wake = asyncio.Event()
+        backoff = 0.1
+        next_beat = 0.0
+        while self._fatal is None:
+            client = connect(self.url)
+            try:
+                publish = client.register_script(PUBLISH_SCRIPT)
+                beat = client.register_script(HEARTBEAT_SCRIPT)
+                while True:
+                    now = time.monotonic()
+                    if now >= next_beat:
+                        await beat(
+                            keys=[self.layout.stream, self.layout.nodes],
+                            args=[self.node, self.layout.stream_maxlen, self.layout.stream_age],
+                        )
+                        next_beat = now + self.heartbeat
+                        self.connected = self._ever_connected = True
+                    batch = self._take()
+                    if batch:
+                        await self._write(client, publish, batch)
+                        backoff = 0.1
+                        continue
+                    self._wake.clear()
+                    if self._queue:
+                        continue
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._wake.wait(), max(0.0, next_beat - time.monotonic())
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected = False
+                self._put_back()
+                if _refused(exc):
+                    self._fatal = str(exc)
+                    self._warn(
+                        "auth", f"Redis at {_where(self.url)} refused the credentials: {exc}"
+                    )
+                    with self._idle:
+                        self._idle.notify_all()
+                    return
+                self.failures += 1
+                self._warn("down", f"cannot publish to Redis at {_where(self.url)}: {exc}")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+    def _take(self) -> list[TaskEvent]:
+        with self._lock:
+            if not self._queue:
+                return []
+            tasks = list(self._queue)[:BATCH]
+            batch = [self._queue.pop(task) for task in tasks]
+            self._in_flight_batch = batch
+            self._in_flight = len(batch)
+            return batch
+
+    def _put_back(self) -> None:
+        """A failed batch goes back in front, unless a newer state of its task came since."""
+        with self._lock:
+            batch = self._in_flight_batch
+            self._in_flight_batch = []
+            self._in_flight = 0
+            if not batch:
+                return
+            merged = {e.task: e for e in batch if e.task not in self._queue}
+            merged.update(self._queue)
+            self._queue = merged
+            if len(self._queue) > self.max_queue:
+                self._shed()
+
+    async def _write(self, client: Any, publish: Any, batch: list[TaskEvent]) -> None:
+        layout = self.layout
+        keys = [layout.stream, layout.tasks, layout.ended, layout.nodes]
+        async with client.pipeline(transaction=False) as pipe:
+            for event in batch:
+                await publish(
+                    keys=keys,
+                    args=[
+                        task_field(self.node, event.task),
+                        event.to_json(),
+                        "1" if event.terminal else "0",
+                        self.node,
+                        layout.stream_maxlen,
+                        layout.history_max,
+                        layout.history_age,
+                    ],
+                    client=pipe,
+                )
+            await pipe.execute()
+        with self._idle:
+            self.sent += len(batch)
+            self._in_flight_batch = []
+            self._in_flight = 0
+            self._idle.notify_all()
+        if "down" in self._warned:
+            self._warned.discard("down")
+            self._say(f"Redis at {_where(self.url)} answers again; resent what was queued")
+
+    def _warn(self, kind: str, message: str) -> None:
+        if kind in self._warned:
+            return
+        self._warned.add(kind)
+        self._say(f"warning: {message} (progress still shows here)")
+
+    def _say(self, message: str) -> None:
+        stream = self._stderr if self._stderr is not None else sys.stderr
+        with contextlib.suppress(OSError, ValueError):
+            print(f"dockprogress: {message}", file=stream, flush=True)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether Redis refused who we are (no point retrying)."""
+    from redis.exceptions import AuthenticationError, NoPermissionError
+
+    text = str(exc)
+    return isinstance(exc, AuthenticationError | NoPermissionError) or any(
+        word in text for word in ("WRONGPASS", "NOAUTH", "NOPERM", "invalid username-password")
+    )
+
+
+def _where(url: str) -> str:
+    from dockprogress.bus import _redact
+
+    return _redact(url)
