@@ -66,7 +66,13 @@ def frames(pieces: Sequence[bytes]) -> list[Frame]:
 
 
 def replay(pieces: Sequence[bytes], **options: Any) -> list[dict[str, Any]]:
-    """The tracker's events for ``pieces`` then EOF and exit 0, with a fixed clock."""
+    """The tracker's events for ``pieces`` then EOF and exit 0, with a fixed clock.
+
+    Unless ``min_interval`` is given, the board reads every frame (``min_interval=0``), as
+    it does when the tool redraws less often than ``MIN_INTERVAL``: with the fixed clock all
+    frames would otherwise come "at once" (tests/exec/test_coalescing.py covers that).
+    """
+    options.setdefault("min_interval", 0.0)
     tracker = ExecTracker("exec:test", description="demo", clock=lambda: 1000.0, **options)
     events = []
     started = tracker.start()

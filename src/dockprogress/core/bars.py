@@ -369,6 +369,7 @@ class BarBoard:
         "_sequences",
         "follow",
         "max_bars",
+        "unproven",
     )
 
     def __init__(
@@ -389,6 +390,9 @@ class BarBoard:
         # The bars on screen, top row first: rebuilt only when _on_row or _bars change.
         self._screen: list[Bar] | None = None
         self._seq = 0
+        # Rows whose bar counts bytes in a base (k/M/G) no frame has proved yet: a caller
+        # that coalesces frames (ExecTracker) has every frame of these read.
+        self.unproven: set[int] = set()
 
     def apply(self, frame: Frame) -> bool:
         """Read ``frame``; ``True`` when the bars on screen changed.
@@ -402,6 +406,7 @@ class BarBoard:
         if not text or text.isspace():  # (what ``not text.strip()`` says, without a copy)
             if on_row.pop(row, None) is None:
                 return False
+            self.unproven.discard(row)
             self._screen = None
             return True
         reading = recognise(text, live=frame.live, recognisers=self._recognisers)
@@ -452,6 +457,10 @@ class BarBoard:
         if on_row.get(row) != key:
             on_row[row] = key
             self._screen = None
+        if reading.binary is not None and not bar.base:
+            self.unproven.add(row)
+        elif self.unproven:
+            self.unproven.discard(row)
         on_screen = self._on_screen()
         if len(on_screen) > 1:
             self._note_inner(on_screen)

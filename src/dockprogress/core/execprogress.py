@@ -31,6 +31,7 @@ Contract
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import deque
@@ -39,12 +40,13 @@ from typing import Any, Final
 
 from dockprogress.core.barfiles import Recognisers, load_bars
 from dockprogress.core.bars import Bar, BarBoard, BarReading
-from dockprogress.core.tty import DEFAULT_MAX_LINE, Frame, FrameEnd, TtyParser
+from dockprogress.core.tty import DEFAULT_MAX_LINE, Frame, TtyParser
 from dockprogress.errors import ExecError, UsageError
 from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.task import Clock, Task
 
 __all__ = [
+    "MIN_INTERVAL",
     "ExecTracker",
     "compile_bar_pattern",
     "default_recognisers",
@@ -72,6 +74,14 @@ def recognisers_for(paths: list[str] | tuple[str, ...] | None) -> Recognisers:
     return load_bars(*paths)
 
 
+#: Seconds between two reads of the held-back frames by the board (see ExecTracker._frames):
+#: a dashboard shows at most 10 updates a second per task anyway.
+MIN_INTERVAL: Final = 0.05
+#: How much of the start of a row tells that a new frame redraws the same bar.
+_SAME_START: Final = 8
+#: What a redraw of the same bar may change in that start: figures, padding, a spinner.
+_SKELETON: Final = {ord(c): "#" for c in "0123456789 "} | dict.fromkeys(range(0x2800, 0x2900), "#")
+
 _NOT_FOUND_STATUSES: Final = {126: "could not be started", 127: "was not found"}
 _MAX_SHOWN: Final = 128
 
@@ -96,10 +106,13 @@ class ExecTracker:
         "_kind_decided",
         "_last_key",
         "_parser",
+        "_pending",
+        "_read_at",
         "_shown",
         "_tail",
         "command",
         "kind_wait",
+        "min_interval",
         "task",
     )
 
@@ -117,6 +130,7 @@ class ExecTracker:
         kind: Kind | None = None,
         kind_wait: float = 1.0,
         bars: Recognisers | None = None,
+        min_interval: float = MIN_INTERVAL,
     ) -> None:
         self.command = description
         self.task = Task(
@@ -135,7 +149,11 @@ class ExecTracker:
         self._board = BarBoard(
             compile_bar_pattern(bar), recognisers=default_recognisers() if bars is None else bars
         )
-        self._tail: deque[tuple[int, str]] = deque(maxlen=tail_lines)
+        self._tail: deque[Frame] = deque(maxlen=tail_lines)  # the last non-blank per row
+        # Frames not read yet: the latest of each row, in stream order (see _frames).
+        self._pending: dict[int, Frame] = {}
+        self.min_interval = min_interval
+        self._read_at = -math.inf  # when the board last read frames (the clock's time)
         self._last_key: tuple[Any, ...] | None = None
         # Each bar's entry of detail["bars"], kept while its reading and row stay the same.
         self._shown: dict[str, tuple[BarReading, int, dict[str, Any]]] = {}
@@ -152,11 +170,16 @@ class ExecTracker:
         return self._frames(self._parser.feed(data))
 
     def feed_eof(self) -> list[TaskEvent]:
-        return self._frames(self._parser.feed_eof())
+        events = self._frames(self._parser.feed_eof())
+        return self._read_pending(events)
 
     def flush_partial(self) -> list[TaskEvent]:
+        events = self._read_pending([])  # output paused: what is held back is the latest
         frame = self._parser.flush_partial()
-        events = [] if frame is None else self._frames([frame])
+        if frame is not None and self._board.apply(frame):
+            event = self._update()
+            if event is not None:
+                events.append(event)
         if not self._kind_decided and self._clock() - self._created >= self.kind_wait:
             self._kind_decided = True  # no bar yet: counting it is
             event = self.task.start()
@@ -196,7 +219,7 @@ class ExecTracker:
     @property
     def last_lines(self) -> tuple[str, ...]:
         """The last rows of output as they stood on screen (bars at their latest state)."""
-        return tuple(text for _, text in self._tail)
+        return tuple(frame.text.rstrip() for frame in self._tail)
 
     @property
     def board(self) -> BarBoard:
@@ -205,20 +228,70 @@ class ExecTracker:
     # ------------------------------------------------------------- internals
 
     def _frames(self, frames: list[Frame]) -> list[TaskEvent]:
+        """Take ``frames`` in; the board reads them at most once per ``min_interval``.
+
+        A bar redrawn many times a second (tqdm with ``mininterval=0``) gives one frame per
+        redraw, and only the latest of each row can be on screen: frames that come less than
+        ``min_interval`` (on the injected clock) after the board last read are held back, the
+        latest per row in stream order, and read with the first frame that comes later, at
+        a blank frame (an erased bar), at EOF and when output pauses (``flush_partial``).
+        The clock is read once per frame, so with a clock that depends only on the frames
+        (a test's), the events stay the same for any chunking of the bytes.
+        """
         events: list[TaskEvent] = []
-        board = self._board
         tail = self._tail
+        pending = self._pending
+        unproven = self._board.unproven
+        clock = self._clock
+        interval = self.min_interval
+        read_at = self._read_at
         for frame in frames:
-            text = frame.text.rstrip()
-            if text and frame.end is not FrameEnd.PARTIAL:
-                if tail and tail[-1][0] == frame.row:
-                    tail[-1] = (frame.row, text)
+            row = frame[0]
+            text = frame[1]
+            blank = text.isspace()
+            if not blank:
+                if tail and tail[-1][0] == row:
+                    tail[-1] = frame
                 else:
-                    tail.append((frame.row, text))
-            if board.apply(frame):
-                event = self._update()
-                if event is not None:
-                    events.append(event)
+                    tail.append(frame)
+            held = pending.get(row)
+            if held is not None:
+                # Superseded when it is the same bar drawn again: the same start of the row
+                # (a description, a label; figures, padding and a spinner aside), and not a
+                # bar whose every frame may prove what its k/M/G mean. Else the board reads
+                # what is held first.
+                start = held[1][:_SAME_START]
+                if (
+                    start != text[:_SAME_START]
+                    and start.translate(_SKELETON) != text[:_SAME_START].translate(_SKELETON)
+                ) or row in unproven:
+                    self._read_pending(events)
+                else:
+                    del pending[row]  # keep the stream order of the latest frames
+            pending[row] = frame
+            now = clock()
+            # A blank frame takes a bar off screen (tqdm erasing a finished inner bar): read
+            # at once, so no later text on that row can hide the erase.
+            if blank or now - read_at >= interval:
+                self._read_at = read_at = now
+                self._read_pending(events)
+        return events
+
+    def _read_pending(self, events: list[TaskEvent]) -> list[TaskEvent]:
+        """Apply the held-back frames to the board; at most one event for all of them."""
+        pending = self._pending
+        if not pending:
+            return events
+        apply = self._board.apply
+        changed = False
+        for frame in pending.values():
+            if apply(frame):
+                changed = True
+        pending.clear()
+        if changed:
+            event = self._update()
+            if event is not None:
+                events.append(event)
         return events
 
     def _update(self) -> TaskEvent | None:
