@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("parsers", "pull", "latency", "fanout", "hub", "bus")
 
 
-def _runners(quick: bool) -> dict[str, Callable[[], Family]]:
+def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Callable[[], Family]]:
     if quick:
         return {
-            "parsers": lambda: parsers.run(scale=0.05, runs=2),
+            "parsers": lambda: parsers.run(scale=0.05, runs=2, only=rows),
             "pull": lambda: pull_e2e.run(runs=1, registries=pull_e2e.REGISTRIES[:1]),
             "latency": lambda: latency.run(runs=1, samples=30),
             "fanout": lambda: fanout.run(runs=1, seconds=6, clients=10, tasks=5),
@@ -36,7 +36,7 @@ def _runners(quick: bool) -> dict[str, Callable[[], Family]]:
             "bus": lambda: bus.run(runs=1, tasks=200, events=5),
         }
     return {
-        "parsers": parsers.run,
+        "parsers": lambda: parsers.run(only=rows),
         "pull": pull_e2e.run,
         "latency": latency.run,
         "fanout": fanout.run,
@@ -69,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=",".join(FAMILIES),
-        help=f"comma-separated families to run (default: all of {', '.join(FAMILIES)})",
+        help=(
+            f"comma-separated families to run (default: all of {', '.join(FAMILIES)}), or "
+            f"rows of the parsers family ({', '.join(parsers.ROWS)})"
+        ),
     )
     parser.add_argument("--quick", action="store_true", help="tiny inputs; writes nothing")
     parser.add_argument(
@@ -90,9 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    rows = tuple(name for name in chosen if name in parsers.ROWS)
+    if rows:  # rows of the parsers family: run that family with those rows only
+        chosen = [name for name in chosen if name not in rows]
+        if "parsers" not in chosen:
+            chosen.insert(0, "parsers")
     unknown = sorted(set(chosen) - set(FAMILIES))
     if unknown:
-        parser.error(f"unknown families: {', '.join(unknown)}")
+        parser.error(f"unknown families or rows: {', '.join(unknown)}")
     output = args.output
     if output is None and not args.quick:
         output = ROOT / "BENCHMARKS.md"
@@ -107,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         command = saved["command"]
     else:
         info = report.machine()
-        families, seconds = _measure(chosen, _runners(args.quick))
+        families, seconds = _measure(chosen, _runners(args.quick, rows or parsers.ROWS))
         command = "python -m bench" + (
             f" --only {args.only}" if args.only != ",".join(FAMILIES) else ""
         )

@@ -115,9 +115,16 @@ def test_tty_bench_measures_tqdm_and_rich_against_pyte_and_the_seed() -> None:
 def test_tool_bars_bench_measures_every_recording_with_and_without_bar_files() -> None:
     comparison, target = parsers.bench_tool_bars(scale=0.002, runs=1)
     _well_formed(comparison.subject, runs=1)
-    assert len(comparison.baselines) == 2
+    assert comparison.subject.label.startswith("ExecTracker")
+    assert [b.label.split(" ")[0] for b in comparison.baselines] == ["TtyParser"] * 3
     assert "every recording" in comparison.title
     assert target.limit == 50.0
+
+
+def test_parsers_family_runs_only_the_rows_asked_for() -> None:
+    family = parsers.run(scale=0.002, runs=1, only=("tool_bars",))
+    assert [c.title.split(" ")[0] for c in family.comparisons] == ["Whole"]
+    assert len(family.targets) == 1
 
 
 def test_seed_scan_keeps_no_state_between_reads() -> None:
