@@ -6,7 +6,9 @@ Image pulls as one exact byte count, container logs as calibrated milestone prog
 """
 
 import importlib
-import typing
+
+#: The package's version (pyproject.toml reads it from here).
+__version__ = "0.1.0"
 
 from dockprogress.errors import (
     BuildError,
@@ -22,11 +24,12 @@ from dockprogress.errors import (
     StreamError,
     UsageError,
 )
-from dockprogress.events import Kind, Operation, State, TaskEvent
-from dockprogress.sinks.base import EventCallback, Fanout, Sink
-from dockprogress.task import RateWindow, Task
 
-if typing.TYPE_CHECKING:
+# (typing.TYPE_CHECKING without importing typing, which `dockprogress --version` need not load)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
     from dockprogress.core.barfiles import load_bars
     from dockprogress.core.milestones import (
         DYNAMIC,
@@ -41,17 +44,29 @@ if typing.TYPE_CHECKING:
     from dockprogress.docker.logs import afollow, follow, iter_follow
     from dockprogress.docker.pull import apull, iter_pull, pull
     from dockprogress.docker.push import apush, iter_push, push
+    from dockprogress.events import Kind, Operation, State, TaskEvent
     from dockprogress.handler import IncrementAdapter, MessageHandler
     from dockprogress.local import arun, iter_run, run_with_progress
+    from dockprogress.sinks.base import EventCallback, Fanout, Sink
     from dockprogress.sinks.display import open_display
     from dockprogress.sinks.jsonl import JsonLinesSink
     from dockprogress.sinks.plain import PlainSink
     from dockprogress.sinks.terminal import TerminalSink
+    from dockprogress.task import RateWindow, Task
 
-# The trackers, displays and milestone types load on first use (PEP 562), so that
+# The trackers, displays, milestone and even the event types load on first use (PEP 562), so that
 # `import dockprogress` and the CLI do not pay for the Docker SDK, rich or the web stack
 # until a command needs them.
 _LAZY: dict[str, str] = {
+    "Kind": "dockprogress.events",
+    "Operation": "dockprogress.events",
+    "State": "dockprogress.events",
+    "TaskEvent": "dockprogress.events",
+    "EventCallback": "dockprogress.sinks.base",
+    "Fanout": "dockprogress.sinks.base",
+    "Sink": "dockprogress.sinks.base",
+    "RateWindow": "dockprogress.task",
+    "Task": "dockprogress.task",
     "DYNAMIC": "dockprogress.core.milestones",
     "Milestone": "dockprogress.core.milestones",
     "MilestoneSet": "dockprogress.core.milestones",
@@ -143,7 +158,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> typing.Any:
+def __getattr__(name: str) -> "Any":
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'dockprogress' has no attribute {name!r}")

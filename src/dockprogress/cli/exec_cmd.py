@@ -25,7 +25,6 @@ from dockprogress.cli.common import (
     engine_options,
     run_with_display,
 )
-from dockprogress.core.execprogress import compile_bar_pattern, recognisers_for
 from dockprogress.errors import UsageError
 from dockprogress.events import TaskEvent
 from dockprogress.sinks.base import Sink
@@ -132,6 +131,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     cmd = _split(args)
     if not cmd:
         raise UsageError(f"{args.command}: no command given (put it after --)")
+    from dockprogress.core.execprogress import compile_bar_pattern, recognisers_for
+
     options: dict[str, Any] = {"bar": compile_bar_pattern(args.bar)}
     if args.bars:
         options["bars"] = recognisers_for(args.bars)

@@ -19,7 +19,6 @@ from dockprogress.cli.common import (
     engine_options,
     run_with_display,
 )
-from dockprogress.core.milestones import load_milestones
 from dockprogress.errors import UsageError
 from dockprogress.sinks.base import Sink
 
@@ -65,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("logs: give either CONTAINER or --compose-project NAME (one of them)")
     if args.stall_after is not None and args.stall_after <= 0:
         raise UsageError("logs: --stall-after must be positive")
+    from dockprogress.core.milestones import load_milestones
+
     milestones = load_milestones(args.milestones)
     check_engine_options(args)
     calibrate = not args.no_calibration

@@ -7,11 +7,14 @@ itself with :func:`register`.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
 
 from dockprogress.errors import Cancelled, DockProgressError, UsageError
+
+TYPE_CHECKING = False  # (typing.TYPE_CHECKING without loading typing)
+if TYPE_CHECKING:  # argparse loads with the parser: `--version` needs none of it
+    import argparse
+    from collections.abc import Sequence
 
 __all__ = ["EXIT_CANCELLED", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
@@ -23,14 +26,15 @@ EXIT_CANCELLED = 130
 _COMMAND_MODULES = ("pull", "push", "build", "logs", "exec", "serve", "agent", "demo")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        # main() prints "dockprogress: " before the message: name only the subcommand here.
-        command = self.prog.removeprefix("dockprogress").strip()
-        raise UsageError(f"{command}: {message}" if command else message)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            # main() prints "dockprogress: " before the message: name only the subcommand.
+            command = self.prog.removeprefix("dockprogress").strip()
+            raise UsageError(f"{command}: {message}" if command else message)
+
     parser = _Parser(
         prog="dockprogress",
         description="Real progress for Docker pulls, container logs and exec'd commands.",
@@ -52,13 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:
+        # The one answer that needs no command module (start-up row of BENCHMARKS.md).
+        from dockprogress import __version__
+
+        print(__version__)
+        return EXIT_OK
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.version:
-            from importlib.metadata import version
+            from dockprogress import __version__
 
-            print(version("dockprogress"))
+            print(__version__)
             return EXIT_OK
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)

@@ -17,7 +17,6 @@ from dockprogress.cli.common import (
     engine_options,
     run_with_display,
 )
-from dockprogress.core.manifest import parse_platform, parse_reference
 from dockprogress.sinks.base import Sink
 
 __all__ = ["register", "run"]
@@ -45,6 +44,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dockprogress.core.manifest import parse_platform, parse_reference
+
     # Usage errors surface before anything is shown or pulled.
     for image in args.images:
         parse_reference(image)

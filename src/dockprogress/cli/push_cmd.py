@@ -18,7 +18,6 @@ from dockprogress.cli.common import (
     engine_options,
     run_with_display,
 )
-from dockprogress.core.manifest import parse_reference
 from dockprogress.sinks.base import Sink
 
 __all__ = ["register", "run"]
@@ -37,6 +36,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dockprogress.core.manifest import parse_reference
+
     for image in args.images:
         parse_reference(image)
     check_engine_options(args)
