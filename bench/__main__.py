@@ -18,11 +18,11 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import bus, fanout, hub, latency, parsers, pull_e2e, report
+from bench import bus, fanout, footprint, hub, latency, parsers, pull_e2e, report
 from bench.harness import Family, families_from_json, families_to_json
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("parsers", "pull", "latency", "fanout", "hub", "bus")
+FAMILIES = ("parsers", "pull", "latency", "fanout", "hub", "bus", "footprint")
 
 
 def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Callable[[], Family]]:
@@ -34,6 +34,7 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
             "fanout": lambda: fanout.run(runs=1, seconds=6, clients=10, tasks=5),
             "hub": lambda: hub.run(runs=1, sizes=(1_000, 10_000), updates=10_000),
             "bus": lambda: bus.run(runs=1, tasks=200, events=5),
+            "footprint": lambda: footprint.run(runs=1),
         }
     return {
         "parsers": lambda: parsers.run(only=rows),
@@ -42,6 +43,7 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
         "fanout": fanout.run,
         "hub": hub.run,
         "bus": bus.run,
+        "footprint": footprint.run,
     }
 
 

@@ -223,3 +223,14 @@ def test_saved_figures_render_the_same_report() -> None:
         return report.markdown(families, info, command="c", seconds=1.0, analysis=report.analysis)
 
     assert render(again) == render([family])
+
+
+def test_peak_rss_reads_the_child_alone_not_the_forked_benchmark() -> None:
+    from bench import footprint
+
+    ballast = bytearray(64 * 1024 * 1024)  # the benchmark process grows; the child must not
+    wall, megabytes, code = footprint.peak_rss(footprint.FLOOR)
+    assert code == 0
+    assert 0 < wall < 30
+    assert 1 < megabytes < 40
+    del ballast
