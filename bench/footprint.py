@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.harness import Comparison, Family, Figure, Target
@@ -95,7 +96,7 @@ def _memory(runs: int) -> tuple[list[Comparison], list[Target]]:
                 made.append(container)
                 return [*cli, "logs", container, "--milestones", str(milestones)]
 
-            commands = {
+            commands: dict[str, Callable[[], list[str]]] = {
                 "pull": lambda: [*cli, "pull", IMAGE, "--progress", "json"],
                 "logs": logs_argv,
                 "exec": lambda: [
@@ -122,7 +123,7 @@ def _memory(runs: int) -> tuple[list[Comparison], list[Target]]:
                 comparison = Comparison(
                     f"Peak RSS: dockprogress {name}, MB",
                     Figure(
-                        f"dockprogress {name}",
+                        f"dockprogress {name}, peak RSS",
                         "MB",
                         figures,
                         higher_is_better=False,
