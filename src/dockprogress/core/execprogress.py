@@ -36,6 +36,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any, Final
 
 from dockprogress.core.barfiles import Recognisers, load_bars
@@ -79,6 +80,9 @@ def recognisers_for(paths: list[str] | tuple[str, ...] | None) -> Recognisers:
 MIN_INTERVAL: Final = 0.05
 #: How much of the start of a row tells that a new frame redraws the same bar.
 _SAME_START: Final = 8
+_ROW: Final = itemgetter(0)
+_TEXT: Final = itemgetter(1)
+_START: Final = itemgetter(slice(0, _SAME_START))
 #: What a redraw of the same bar may change in that start: figures, padding, a spinner.
 _SKELETON: Final = {ord(c): "#" for c in "0123456789 "} | dict.fromkeys(range(0x2800, 0x2900), "#")
 
@@ -239,6 +243,8 @@ class ExecTracker:
         (a test's), the events stay the same for any chunking of the bytes.
         """
         events: list[TaskEvent] = []
+        if len(frames) > 1:
+            frames = self._same_row(frames, events)
         tail = self._tail
         pending = self._pending
         unproven = self._board.unproven
@@ -276,6 +282,53 @@ class ExecTracker:
                 self._read_at = read_at = now
                 self._read_pending(events)
         return events
+
+    def _same_row(self, frames: list[Frame], events: list[TaskEvent]) -> list[Frame]:
+        """The loop of :meth:`_frames` for a read that redraws one bar on one row (tqdm's
+        every read), with the per-frame tests done in C; returns the frames left to it.
+
+        Same result as the loop: every frame supersedes the one before (one row, one start,
+        none blank, a bar whose base is known), so only the clock decides, frame by frame,
+        when the board reads the latest.
+        """
+        row = frames[0][0]
+        board = self._board
+        if row in board.unproven or frames[-1][0] != row:
+            return frames
+        texts = list(map(_TEXT, frames))
+        low, high = min(texts), max(texts)
+        if low[:_SAME_START] == high[:_SAME_START]:  # then every text starts so
+            starts = {low[:_SAME_START]}
+        else:
+            starts = set(map(_START, texts))
+        held = self._pending.get(row)
+        if held is not None:
+            starts.add(held[1][:_SAME_START])
+        if len(starts) > 1:  # a percent or a spinner in the start: compare without them
+            starts = {start.translate(_SKELETON) for start in starts}
+        if len(starts) > 1 or set(map(_ROW, frames)) != {row} or any(map(str.isspace, texts)):
+            return frames
+        tail = self._tail
+        if tail and tail[-1][0] == row:
+            tail[-1] = frames[-1]
+        else:
+            tail.append(frames[-1])
+        pending = self._pending
+        clock = self._clock
+        interval = self.min_interval
+        read_at = self._read_at
+        for index, frame in enumerate(frames):
+            now = clock()
+            if now - read_at >= interval:
+                pending.pop(row, None)
+                pending[row] = frame
+                self._read_at = read_at = now
+                self._read_pending(events)
+                if row in board.unproven:  # this bar's base is to be proved: every frame
+                    return frames[index + 1 :]
+        pending.pop(row, None)
+        pending[row] = frames[-1]
+        return []
 
     def _read_pending(self, events: list[TaskEvent]) -> list[TaskEvent]:
         """Apply the held-back frames to the board; at most one event for all of them."""
