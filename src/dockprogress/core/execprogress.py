@@ -13,9 +13,14 @@ Contract
   ``start()`` returns ``None`` and the ``running`` event comes with the first bar, or from
   ``flush_partial()`` once ``kind_wait`` seconds have passed without one (then ``count``).
 * ``start()`` gives the ``running`` event (see above); ``feed(data)`` the events the bytes caused,
-  identical for any chunking of the same bytes; ``feed_eof()`` parses the last, unterminated
-  frame; ``flush_partial()`` (called by an adapter when output pauses) shows the row being
-  written without waiting for its terminator.
+  identical for any chunking of the same bytes (given the same clock readings: the clock is
+  read once per frame); ``feed_eof()`` parses the last, unterminated frame;
+  ``flush_partial()`` (called by an adapter when output pauses) reads the frames held back
+  and shows the row being written without waiting for its terminator.
+* The board reads frames at most once per ``min_interval`` (50 ms) of the clock: frames
+  that come sooner are held back, the latest of each row, and a held frame is dropped only
+  when the same bar is redrawn on its row (see ``_frames``). ``min_interval=0`` reads every
+  frame.
 * An event is emitted only when something a person would see changes: the overall percent
   (to 0.1 point; ``current`` when there is no percent), ``total``, the description or the
   followed bar.
