@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from dockprogress.sinks.plain import PlainSink
     from dockprogress.sinks.terminal import TerminalSink
     from dockprogress.task import RateWindow, Task
+del TYPE_CHECKING  # not an export
 
 # The trackers, displays, milestone and even the event types load on first use (PEP 562), so that
 # `import dockprogress` and the CLI do not pay for the Docker SDK, rich or the web stack
