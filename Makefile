@@ -1,5 +1,5 @@
 # dockprogress: every set-up step is a target, so a fresh Debian 12 machine needs only
-#   make test   (static checks + real Docker test bed + the whole pytest suite)
+#   make test   (static checks + docs site build + real Docker test bed + the whole pytest suite)
 #   make demo   (test bed + a pull, a PostgreSQL load and a tqdm exec at once, with the dashboard)
 # The test bed (scripts/testbed) needs root the first time, to apt-get its Debian packages
 # and, if no Docker engine answers, to start dockerd.
@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all venv check testbed test demo demo-pull demo-exec demo-logs bench down status clean
+.PHONY: all venv check docs testbed test demo demo-pull demo-exec demo-logs bench down status clean
 
 all: test
 
@@ -37,6 +37,12 @@ check: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The documentation site (docs/, mkdocs.yml) into site/ (git ignores it); --strict fails on
+# a broken link or anchor, a page missing from the nav, or a docstring mkdocstrings cannot
+# read. Offline: no fonts or plugins that download. A few seconds.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 testbed:
 	scripts/testbed up
 
@@ -45,7 +51,7 @@ status:
 
 # Unit and engine tests together; pytest's own exit status (5 = nothing collected
 # included) fails the target.
-test: venv check testbed
+test: venv check docs testbed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The main job: a throttled pull, a PostgreSQL load followed through its logs and a tqdm
@@ -78,4 +84,4 @@ down:
 	scripts/testbed down
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -223,10 +223,10 @@ def test_a_plain_line_with_a_guard_but_no_bar_is_not_a_bar() -> None:
     assert not board.apply(Frame(0, "Total time: 0:00:01 elapsed", FrameEnd.NEWLINE, False))
 
 
-def test_the_readme_bar_file_example_is_a_valid_bar_file() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    block = readme.split('```toml\ntool = "copier"', 1)[1].split("```", 1)[0]
-    compiled = parse_bars('tool = "copier"' + block, source="README.md")
+def test_the_docs_bar_file_example_is_a_valid_bar_file() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "exec.md").read_text(encoding="utf-8")
+    block = page.split('```toml\ntool = "copier"', 1)[1].split("```", 1)[0]
+    compiled = parse_bars('tool = "copier"' + block, source="docs/exec.md")
     board = BarBoard(recognisers=Recognisers([compiled], with_shipped=False))
     board.apply(_live("copied 6 of 12 blocks"))
     assert board.overall()[0] == pytest.approx(100 * 3 * 0.5 / 4)  # copy weighs 3 of 4
