@@ -1,4 +1,4 @@
-"""Shared fixtures: the real Docker test bed (see README, "Test bed").
+"""Shared fixtures: the real Docker test bed (see docs/testbed.md).
 
 Fixtures other test files rely on (keep these names):
 
