@@ -41,7 +41,7 @@ check: venv
 # a broken link or anchor, a page missing from the nav, or a docstring mkdocstrings cannot
 # read. Offline: no fonts or plugins that download. A few seconds.
 docs: venv
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 testbed:
 	scripts/testbed up
