@@ -1,7 +1,8 @@
 """The page in real headless Chromium: live bars, text never HTML, reconnects, cancel.
 
 Each test starts a real server on a free loopback port and drives the page as a person
-would. The pull test also writes ``docs/dashboard.png``, the README's screenshot.
+would. The pull test also writes ``docs/dashboard.png``, the screenshot of the site's
+dashboard page (``docs/dashboard.md``).
 """
 
 from __future__ import annotations
