@@ -78,12 +78,12 @@ def test_silent_unpacking_moves_with_an_eta_and_is_learned(
 
     second = _pull(modern, ref)
     extracting = _extracting(second)
-    silence = second[-1].ts - extracting[0].ts
     predicted = extracting[0].eta
     assert predicted is not None
-    # Learned on this very image: the prediction has the right size. (Unpacking 40,000
-    # files takes 6 s on an idle machine and 45 s under a loaded one's disk, so no closer.)
-    assert silence / 4 < predicted < silence * 4, (predicted, silence)
+    # Learned on this very image, the ETA at the start of the silence is what the first
+    # pull's silence took (how long the disk takes this time is another matter: 6 s on an
+    # idle machine, 45 s on a loaded one).
+    assert abs(predicted - silence) < 0.25 * silence + 0.5, (predicted, silence)
     percents = [e.percent or 0.0 for e in extracting]
     assert percents == sorted(percents)
     assert max(percents) < 100

@@ -467,8 +467,11 @@ class _Follower:
                 # Stopped: one more read to the end, so no line written before the stop is lost.
                 drained = True
                 self.reconnects += 1
+                since = self.cursor.resume()
+                if since is None and not self.all_runs:  # nothing seen yet: still this run
+                    since = _run_since(info, api)
                 try:
-                    self._open(api, container_id, self.cursor.resume())
+                    self._open(api, container_id, since)
                 except EngineError:
                     drained = False
                 continue
@@ -517,12 +520,14 @@ def _run_since(info: Mapping[str, Any], api: Any = None) -> str | None:
     if started is None:
         return None  # never started: nothing to skip
     if state.get("Running") or state.get("Restarting"):
-        return format_since(finished + 1) if finished and finished < started else None
-    if finished is None or finished < started:
-        return None  # stopped without a recorded end: read it all (nothing known to skip)
+        return format_since(finished + 1) if finished and 0 < finished < started else None
+    # Stopped. Seen on both engines: right after a container exits, its inspect may still
+    # carry the FinishedAt of an earlier run, so the engine's die events are asked first.
     previous_end = _last_die_before(api, info, started) if api is not None else None
     if previous_end is not None:
         return format_since(previous_end + 1)
+    if finished and 0 < finished < started:
+        return format_since(finished + 1)
     return format_since(max(started - _EARLY_NS, 0))
 
 
