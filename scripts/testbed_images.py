@@ -310,7 +310,10 @@ def ensure_all(registry: str, work: Path, skip_debian: bool = False) -> None:
             say(f"{ref}: pulling back from the registry")
             docker("pull", "--quiet", ref, quiet=True)
             continue
-        if not local:
+        # Not in the registry: build it again unless it is a protected (debootstrap or base)
+        # image. A stale local copy of a layered image from an earlier bed would not share
+        # its layers with the ones built now (dp/shared:a and :b must).
+        if not local or not spec.get("protected"):
             say(f"{ref}: building")
             if spec["kind"] == "busybox":
                 build_busybox(ref, work)
