@@ -8,9 +8,11 @@ The images are described in ``scripts/fixtures/images.json``. Three kinds:
   one layer each). The files come from a seeded PRNG and carry a fixed mtime, so a rebuild
   gives the same bytes, and two images copying the same file on the same parent share the
   layer (the legacy builder's cache reuses it);
-- ``debootstrap``: a minbase Debian of the host's release with the listed packages, from
-  the mirror named in the host's own apt sources; the tarball is cached in
-  ``.testbed/cache`` so a second build is a ``docker import`` of it.
+- ``debootstrap``: a minbase Debian of the host's release with the listed packages (and
+  their dependencies), from the mirror named in the host's own apt sources; the tarball is
+  cached in ``.testbed/cache`` so a second build is a ``docker import`` of it. ``tools``
+  (curl, wget, git, rsync, ffmpeg, pip, npm: the real tools whose bars dockprogress reads)
+  is one of these.
 
 An image already in the registry is skipped; a protected image (``"protected": true``,
 which tests must keep) is also pulled back from the registry when missing locally.
@@ -295,34 +297,40 @@ def build_debootstrap(key: str, ref: str, spec: dict[str, Any], work: Path) -> N
 # ---------------------------------------------------------------- all of them
 
 
+def ensure_image(key: str, registry: str, work: Path) -> None:
+    """Make the fixture image ``key`` be in the registry (and, if protected, local too)."""
+    spec = specs()[key]
+    ref = f"{registry}/{spec['ref']}"
+    in_registry = registry_has(ref)
+    local = local_has(ref)
+    if in_registry and (local or not spec.get("protected")):
+        return
+    t0 = time.monotonic()
+    if in_registry:
+        say(f"{ref}: pulling back from the registry")
+        docker("pull", "--quiet", ref, quiet=True)
+        return
+    # Not in the registry: build it again unless it is a protected (debootstrap or base)
+    # image. A stale local copy of a layered image from an earlier bed would not share
+    # its layers with the ones built now (dp/shared:a and :b must).
+    if not local or not spec.get("protected"):
+        say(f"{ref}: building")
+        if spec["kind"] == "busybox":
+            build_busybox(ref, work)
+        elif spec["kind"] == "layers":
+            build_layers(ref, spec, registry, work)
+        elif spec["kind"] == "manyfiles":
+            build_manyfiles(ref, spec, work)
+        else:
+            build_debootstrap(key, ref, spec, work)
+    say(f"{ref}: pushing")
+    docker("push", ref, quiet=True)
+    say(f"{ref}: ready in {time.monotonic() - t0:.1f} s")
+
+
 def ensure_all(registry: str, work: Path, skip_debian: bool = False) -> None:
     work.mkdir(parents=True, exist_ok=True)
     for key, spec in specs().items():
         if skip_debian and spec["kind"] == "debootstrap":
             continue
-        ref = f"{registry}/{spec['ref']}"
-        in_registry = registry_has(ref)
-        local = local_has(ref)
-        if in_registry and (local or not spec.get("protected")):
-            continue
-        t0 = time.monotonic()
-        if in_registry:
-            say(f"{ref}: pulling back from the registry")
-            docker("pull", "--quiet", ref, quiet=True)
-            continue
-        # Not in the registry: build it again unless it is a protected (debootstrap or base)
-        # image. A stale local copy of a layered image from an earlier bed would not share
-        # its layers with the ones built now (dp/shared:a and :b must).
-        if not local or not spec.get("protected"):
-            say(f"{ref}: building")
-            if spec["kind"] == "busybox":
-                build_busybox(ref, work)
-            elif spec["kind"] == "layers":
-                build_layers(ref, spec, registry, work)
-            elif spec["kind"] == "manyfiles":
-                build_manyfiles(ref, spec, work)
-            else:
-                build_debootstrap(key, ref, spec, work)
-        say(f"{ref}: pushing")
-        docker("push", ref, quiet=True)
-        say(f"{ref}: ready in {time.monotonic() - t0:.1f} s")
+        ensure_image(key, registry, work)

@@ -131,7 +131,7 @@ def test_slow_front_holds_a_blob_to_the_configured_rate(testbed: Testbed) -> Non
 def test_remove_image_refuses_the_images_the_whole_suite_shares(
     testbed: Testbed, remove_image: Callable[[str], None]
 ) -> None:
-    for key in ("base", "python", "postgres"):
+    for key in ("base", "python", "postgres", "tools"):
         with pytest.raises(ValueError, match="must not remove"):
             remove_image(testbed.images[key])
 
