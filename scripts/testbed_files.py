@@ -5,7 +5,8 @@
 (see ``testbed_bed.nginx_config``), so each download lasts seconds and its bar moves. All of
 it is made here, without network, from seeded random bytes (a rebuild gives the same files):
 
-- ``blob-24m.bin``, ``blob-10m.bin``: random files for curl and wget;
+- ``blob-25mb.bin``, ``blob-10mb.bin``: 25,000,000 and 10,000,000 random bytes for curl
+  and wget (not whole MiB: curl's and wget's binary "23.8M" must be read as such);
 - ``simple/``: a PEP 503 index of three wheels (``dp-pad-a`` requires ``dp-pad-b``, which
   requires ``dp-pad-c``), each a real wheel padded with random data to several MB, so that
   ``pip install --index-url …/files/simple/ dp-pad-a`` downloads three in a row;
@@ -47,7 +48,7 @@ WHEELS = [
 ]
 NPM = [("dp-pad-npm-a", 4, 601), ("dp-pad-npm-b", 3, 602)]
 DEBS = [("dp-pad-deb-a", 5, 701), ("dp-pad-deb-b", 4, 702), ("dp-pad-deb-c", 6, 703)]
-BLOBS = [("blob-24m.bin", 24, 401), ("blob-10m.bin", 10, 402)]
+BLOBS = [("blob-25mb.bin", 25_000_000, 401), ("blob-10mb.bin", 10_000_000, 402)]  # bytes
 
 
 def _padding(mib: int, seed: int) -> bytes:
@@ -215,9 +216,9 @@ def ensure_files(state_dir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     staging.mkdir(parents=True)
     work.mkdir()
     blobs = []
-    for filename, mib, seed in BLOBS:
-        (staging / filename).write_bytes(_padding(mib, seed))
-        blobs.append({"name": filename, "file": filename, "size": mib * MIB})
+    for filename, size, seed in BLOBS:
+        (staging / filename).write_bytes(random.Random(seed).randbytes(size))
+        blobs.append({"name": filename, "file": filename, "size": size})
     manifest = {
         "version": VERSION,
         "blobs": blobs,

@@ -151,19 +151,19 @@ def test_pip_install_of_three_wheels_from_the_local_index(box: Any, files: dict[
 
 
 def test_curl_progress_meter(box: Any, files: dict[str, Any]) -> None:
-    blob = next(b for b in files["blobs"] if b["name"] == "blob-24m.bin")
+    blob = next(b for b in files["blobs"] if b["name"] == "blob-25mb.bin")
     out = f"/tmp/curl-{_tag()}"
     events = _follow(box, "curl", "-o", out, f"{files['url']}/{blob['file']}")
     _live_percents(events)
     assert _size(box, out) == blob["size"]
     assert {e["kind"] for e in events} == {"download"}
-    # curl's "24.0M" is MiB with one decimal: within 0.05 MiB
+    # curl's "23.8M" is MiB with one decimal: within 0.05 MiB
     assert events[-1]["total"] == pytest.approx(blob["size"], abs=0.05 * MIB)
     assert events[-1]["detail"]["approximate"] is True
 
 
 def test_curl_hash_bar(box: Any, files: dict[str, Any]) -> None:
-    blob = next(b for b in files["blobs"] if b["name"] == "blob-10m.bin")
+    blob = next(b for b in files["blobs"] if b["name"] == "blob-10mb.bin")
     out = f"/tmp/curl-{_tag()}"
     events = _follow(box, "curl", "-#", "-o", out, f"{files['url']}/{blob['file']}")
     percents = _live_percents(events)
@@ -174,14 +174,14 @@ def test_curl_hash_bar(box: Any, files: dict[str, Any]) -> None:
 
 
 def test_wget(box: Any, files: dict[str, Any]) -> None:
-    blob = next(b for b in files["blobs"] if b["name"] == "blob-10m.bin")
+    blob = next(b for b in files["blobs"] if b["name"] == "blob-10mb.bin")
     out = f"/tmp/wget-{_tag()}"
     events = _follow(box, "wget", "-O", out, f"{files['url']}/{blob['file']}")
     _live_percents(events)
     assert _size(box, out) == blob["size"]
     running = [e for e in events if e["state"] == "running"]
     assert {e["kind"] for e in running} == {"download"}
-    assert {e["total"] for e in running} == {blob["size"]}  # "Length: 10485760 (10M)"
+    assert {e["total"] for e in running} == {blob["size"]}  # "Length: 10000000 (9.5M)"
     assert events[-1]["current"] == blob["size"]
 
 
