@@ -58,6 +58,8 @@ def test_status_reports_every_service_and_image(testbed: Testbed) -> None:
     assert report["engine"]
     assert report["registry"]
     assert report["slow_registry"]
+    assert report["files_served"]  # the real tools' files on the front (testbed_files.py)
+    assert report["files"] == testbed.files
     assert set(report["images"]) == set(SPECS) == set(testbed.images)
     for key, where in report["images"].items():
         assert where["registry"], key
