@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from dockprogress.core.barfiles import BarFileError, Recognisers, parse_bars
 from dockprogress.core.bars import BarBoard, _base_hint
-from dockprogress.core.execprogress import recognisers_for
+from dockprogress.core.execprogress import ExecTracker, recognisers_for
 from dockprogress.core.tty import Frame, FrameEnd
 from tests.contract import assert_event_lines
 from tests.exec.recordings import TOOLS, frames, load, replay
@@ -244,3 +244,43 @@ def test_apt_download_row_takes_the_size_apt_announced() -> None:
         board.apply(frame)
         totals |= {b.reading.total for b in board.bars if b.description == "download"}
     assert totals == {15_800_000.0}  # "Need to get 15.8 MB of archives." (15780416 bytes)
+
+
+def test_the_wait_for_the_first_bar_counts_from_the_commands_start() -> None:
+    """Setting up a ``docker exec`` on a busy machine took over a second (seen live): the
+    tracker made then must still wait ``kind_wait`` from ``start()`` for the first bar."""
+    now = [0.0]
+    tracker = ExecTracker("exec:test", clock=lambda: now[0])
+    now[0] = 2.0  # engine connection, exec create and start
+    assert tracker.start() is None
+    now[0] = 2.5  # curl's header is out, its first row not yet: output pauses
+    assert tracker.flush_partial() == []
+    events = tracker.feed(load("curl_meter"))
+    assert events
+    assert {e.kind.value for e in events} == {"download"}
+    later = ExecTracker("exec:test", clock=lambda: now[0])
+    assert later.start() is None
+    now[0] += later.kind_wait
+    started = later.flush_partial()  # no bar within kind_wait of the start: counting it is
+    assert [e.kind.value for e in started] == ["count"]
+
+
+def test_after_a_tools_announcement_the_first_bar_is_waited_for_longer() -> None:
+    """pip announces ``Collecting dp-pad-a`` and draws its byte bar more than a second later
+    on a busy machine (seen live): the task must still become a ``download``."""
+    data = load("pip_install")
+    first_bar = data.index("━".encode())
+    now = [0.0]
+    tracker = ExecTracker("exec:test", clock=lambda: now[0])
+    assert tracker.start() is None
+    assert tracker.feed(data[:first_bar]) == []
+    now[0] = 3 * tracker.kind_wait
+    assert tracker.flush_partial() == []  # "Collecting" was read: a bar is on its way
+    events = tracker.feed(data[first_bar:])
+    assert events
+    assert {e.kind.value for e in events} == {"download"}
+    silent = ExecTracker("exec:test", clock=lambda: now[0])
+    assert silent.start() is None
+    silent.feed(data[:first_bar])
+    now[0] += silent.announced_wait
+    assert [e.kind.value for e in silent.flush_partial()] == ["count"]  # not forever
