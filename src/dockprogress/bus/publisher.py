@@ -3,10 +3,15 @@
 :class:`RedisPublisher` is a :class:`~dockprogress.sinks.base.Sink`. ``send`` stamps the
 event with the publisher's node and puts it in a bounded, coalescing queue (the latest
 pending event per task, see :mod:`dockprogress.bus.redisstreams` for the policy); a thread
-running its own asyncio loop with redis-py's asyncio client writes the queue through the
-publish script in pipelined batches, appends a heartbeat every ``heartbeat`` seconds, and
+running its own asyncio loop with redis-py's asyncio client writes the queue in batches of
+up to :data:`BATCH` events, each batch one call of the publish script (one round trip, one
+command for redis-py to pack), appends a heartbeat every ``heartbeat`` seconds, and
 reconnects with a growing delay while Redis is away. ``close`` waits up to ``close_timeout``
 seconds for what is queued to be written.
+
+``send`` costs a dict update under a lock: it wakes the writer thread (a system call) only
+when that thread sleeps on an empty queue; while a batch is in flight, events simply
+accumulate (and coalesce per task) for the next one.
 
 Credentials Redis refuses (``WRONGPASS``, ``NOAUTH``, ``NOPERM``) stop the publisher with one
 clear message on standard error: retrying a wrong password helps nobody.
@@ -16,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import sys
 import threading
 import time
@@ -33,8 +37,8 @@ from dockprogress.events import TaskEvent
 
 __all__ = ["RedisPublisher"]
 
-#: Events written per pipelined round trip, at most.
-BATCH: Final = 500
+#: Events written per call of the publish script (one round trip), at most.
+BATCH: Final = 1000
 
 
 class RedisPublisher:
@@ -71,6 +75,7 @@ class RedisPublisher:
         self._wake: asyncio.Event | None = None
         self._ready = threading.Event()
         self._idle = threading.Condition(self._lock)
+        self._sleeping = False  # the writer waits for a poke (guarded by the lock)
         self.sent = 0
         self.coalesced = 0
         self.dropped = 0
@@ -86,9 +91,7 @@ class RedisPublisher:
     # -------------------------------------------------------------------- sink
 
     def send(self, event: TaskEvent) -> None:
-        """Queue ``event`` (stamped with this node); returns at once, whatever Redis does."""
-        if event.node != self.node:
-            event = dataclasses.replace(event, node=self.node)
+        """Queue ``event`` (written with this node); returns at once, whatever Redis does."""
         with self._lock:
             if self._fatal is not None or self._closing:
                 return
@@ -98,6 +101,9 @@ class RedisPublisher:
             queue[event.task] = event
             if len(queue) > self.max_queue:
                 self._shed()
+            if not self._sleeping:
+                return
+            self._sleeping = False
         self._poke()
 
     def close(self) -> None:
@@ -189,16 +195,20 @@ class RedisPublisher:
                         self.connected = self._ever_connected = True
                     batch = self._take()
                     if batch:
-                        await self._write(client, publish, batch)
+                        await self._write(publish, batch)
                         backoff = 0.1
                         continue
                     self._wake.clear()
-                    if self._queue:
-                        continue
+                    with self._lock:
+                        if self._queue:
+                            continue
+                        self._sleeping = True
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
                             self._wake.wait(), max(0.0, next_beat - time.monotonic())
                         )
+                    with self._lock:
+                        self._sleeping = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -244,25 +254,17 @@ class RedisPublisher:
             if len(self._queue) > self.max_queue:
                 self._shed()
 
-    async def _write(self, client: Any, publish: Any, batch: list[TaskEvent]) -> None:
-        layout = self.layout
-        keys = [layout.stream, layout.tasks, layout.ended, layout.nodes]
-        async with client.pipeline(transaction=False) as pipe:
-            for event in batch:
-                await publish(
-                    keys=keys,
-                    args=[
-                        task_field(self.node, event.task),
-                        event.to_json(),
-                        "1" if event.terminal else "0",
-                        self.node,
-                        layout.stream_maxlen,
-                        layout.history_max,
-                        layout.history_age,
-                    ],
-                    client=pipe,
-                )
-            await pipe.execute()
+    async def _write(self, publish: Any, batch: list[TaskEvent]) -> None:
+        layout, node = self.layout, self.node
+        args: list[Any] = [node, layout.stream_maxlen, layout.history_max, layout.history_age]
+        prefix = task_field(node, "")
+        for event in batch:
+            args += (
+                prefix + event.task,
+                event.to_json(node=node),
+                "1" if event.terminal else "0",
+            )
+        await publish(keys=[layout.stream, layout.tasks, layout.ended, layout.nodes], args=args)
         with self._idle:
             self.sent += len(batch)
             self._in_flight_batch = []
