@@ -76,6 +76,8 @@ class RedisFeed:
         self._warned = False
         self._stop = threading.Event()
         self._first = threading.Event()
+        self._start_lock = threading.Lock()
+        self._start_returned = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._thread = threading.Thread(
@@ -85,15 +87,19 @@ class RedisFeed:
     def start(self, timeout: float = 10.0) -> RedisFeed:
         """Start feeding; wait up to ``timeout`` s for the first snapshot (not an error if late).
 
-        Raises :class:`~dockprogress.bus.BusError` when Redis refuses the credentials.
+        Raises :class:`~dockprogress.bus.BusError` when Redis refuses the credentials or a
+        ``rediss://`` server's certificate is not trusted (one line: the caller prints it).
         """
         self._thread.start()
         self._first.wait(timeout)
-        if self.error is not None:
+        with self._start_lock:
+            self._start_returned = True
+            error = self.error
+        if error is not None:
             from dockprogress.bus import BusError
 
             self.close()
-            raise BusError(self.error)
+            raise BusError(error)
         return self
 
     def close(self) -> None:
@@ -119,7 +125,7 @@ class RedisFeed:
             self._first.set()
 
     async def _main(self) -> None:
-        from dockprogress.bus.publisher import _refused, _where
+        from dockprogress.bus.publisher import _where, fatal_reason
 
         backoff = 0.1
         need_snapshot = True
@@ -156,9 +162,13 @@ class RedisFeed:
                 raise
             except Exception as exc:
                 self.connected = False
-                if _refused(exc):
-                    self.error = f"Redis at {_where(self.url)} refused the credentials: {exc}"
-                    self._say(self.error)
+                fatal = fatal_reason(exc, self.url)
+                if fatal is not None:
+                    with self._start_lock:
+                        self.error = fatal
+                        started = self._start_returned
+                    if started:  # else start() raises it: the caller says it, once
+                        self._say(fatal)
                     self._first.set()
                     return
                 if not self._warned:

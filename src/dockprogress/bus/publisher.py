@@ -13,8 +13,9 @@ seconds for what is queued to be written.
 when that thread sleeps on an empty queue; while a batch is in flight, events simply
 accumulate (and coalesce per task) for the next one.
 
-Credentials Redis refuses (``WRONGPASS``, ``NOAUTH``, ``NOPERM``) stop the publisher with one
-clear message on standard error: retrying a wrong password helps nobody.
+Credentials Redis refuses (``WRONGPASS``, ``NOAUTH``, ``NOPERM``) and a ``rediss://`` server
+whose certificate is not trusted stop the publisher with one clear line on standard error
+(:func:`fatal_reason`): retrying a wrong password or a wrong CA helps nobody.
 """
 
 from __future__ import annotations
@@ -214,11 +215,10 @@ class RedisPublisher:
             except Exception as exc:
                 self.connected = False
                 self._put_back()
-                if _refused(exc):
-                    self._fatal = str(exc)
-                    self._warn(
-                        "auth", f"Redis at {_where(self.url)} refused the credentials: {exc}"
-                    )
+                fatal = fatal_reason(exc, self.url)
+                if fatal is not None:
+                    self._fatal = fatal
+                    self._warn("fatal", fatal)
                     with self._idle:
                         self._idle.notify_all()
                     return
@@ -286,14 +286,39 @@ class RedisPublisher:
             print(f"dockprogress: {message}", file=stream, flush=True)
 
 
-def _refused(exc: BaseException) -> bool:
-    """Whether Redis refused who we are (no point retrying)."""
+def fatal_reason(exc: BaseException, url: str) -> str | None:
+    """One line saying why retrying cannot help, or ``None`` when Redis may just be away.
+
+    Fatal: credentials Redis refuses (``WRONGPASS``, ``NOAUTH``, ``NOPERM``), a ``rediss://``
+    server whose certificate the client does not trust (or whose name does not match it), and
+    a CA file named in the URL that cannot be read.
+    """
+    import ssl
+
     from redis.exceptions import AuthenticationError, NoPermissionError
 
+    where = _where(url)
     text = str(exc)
-    return isinstance(exc, AuthenticationError | NoPermissionError) or any(
+    if isinstance(exc, AuthenticationError | NoPermissionError) or any(
         word in text for word in ("WRONGPASS", "NOAUTH", "NOPERM", "invalid username-password")
-    )
+    ):
+        return f"Redis at {where} refused the credentials: {exc}"
+    cause: BaseException | None = exc
+    for _ in range(8):  # redis-py raises its ConnectionError while handling the OSError
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = cause.verify_message or cause.reason or "not trusted"
+            return (
+                f"Redis at {where}: its TLS certificate is not trusted ({why}); name the CA "
+                "that signed it in the URL: ?ssl_ca_certs=/path/to/ca.pem"
+            )
+        if isinstance(cause, FileNotFoundError | PermissionError):
+            return f"Redis at {where}: cannot read a file the URL names ({cause.strerror})"
+        cause = cause.__cause__ or cause.__context__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"Redis at {where}: its TLS certificate is not trusted ({text})"
+    return None
 
 
 def _where(url: str) -> str:
