@@ -50,7 +50,7 @@ class RedisFeed:
         layout: Layout | None = None,
         *,
         node_timeout: float = 30.0,
-        block: float = 1.0,
+        block: float = 0.5,
         count: int = 1000,
         max_backoff: float = 2.0,
         stderr: TextIO | None = None,
@@ -103,12 +103,19 @@ class RedisFeed:
         return self
 
     def close(self) -> None:
+        """Stop feeding: the read in flight returns within ``block`` s and the connection is
+        closed in order; a feed still waiting after that (Redis away) is cancelled.
+
+        Cancelling a blocked read would drop its connection without waiting: over
+        ``rediss://`` the TLS transport would still be closing when the loop ends.
+        """
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self.block + 1.0)
         loop, task = self._loop, self._task
-        if loop is not None and task is not None:
+        if self._thread.is_alive() and loop is not None and task is not None:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(task.cancel)
-        if self._thread.is_alive():
             self._thread.join(5.0)
 
     # --------------------------------------------------------------- internals
