@@ -34,7 +34,7 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
             "latency": lambda: latency.run(runs=1, samples=30),
             "fanout": lambda: fanout.run(runs=1, seconds=6, clients=10, tasks=5),
             "hub": lambda: hub.run(runs=1, sizes=(1_000, 10_000), updates=10_000),
-            "bus": lambda: bus.run(runs=1, tasks=200, events=5),
+            "bus": lambda: bus.run(runs=1, tasks=1000, events=4),
             "fleet_latency": lambda: fleet_latency.run(runs=1, samples=30, clients=2),
             "footprint": lambda: footprint.run(runs=1),
         }

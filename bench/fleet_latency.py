@@ -367,8 +367,18 @@ def run(*, runs: int = 3, samples: int = 150, clients: int = 4) -> Family:
             "Fleet latency, publish -> WebSocket client (3 nodes -> Redis -> 2 replicas)",
             p99,
             [
-                Figure("p50", "ms", [_ms(r.client, 50) for r in results], False),
-                Figure("max", "ms", [_ms(r.client, 100) for r in results], False),
+                Figure(
+                    "publish -> WebSocket client: p50",
+                    "ms",
+                    [_ms(r.client, 50) for r in results],
+                    False,
+                ),
+                Figure(
+                    "publish -> WebSocket client: max",
+                    "ms",
+                    [_ms(r.client, 100) for r in results],
+                    False,
+                ),
                 Figure(
                     "events seen per client per node",
                     "events",
