@@ -177,7 +177,12 @@ def ensure_redis(state_dir: Path, port: int = PORT) -> int | None:
         _install()
     running = _pid(state_dir)
     if running is not None and answers(port):
-        return running
+        if port != PORT or tls_answers(state_dir) or _ensure_tls(state_dir) is None:
+            return running
+        # Started before the bed had TLS for Redis: restart it with the TLS port (the AOF
+        # keeps its data), so an existing bed picks the change up with one `up`.
+        print("testbed: redis-server has no TLS port yet: restarting it", flush=True)
+        stop_redis(state_dir)
     if answers(port):
         return None  # someone else's Redis on that port: use it as it is
     folder = state_dir / "redis"
