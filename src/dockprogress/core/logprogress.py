@@ -21,9 +21,10 @@ Uncalibrated (no profile, or one without runs):
   left of the band (the n-th match since the band opened is at ``1 - (1 - step)**n``).
 
 Calibrated (a profile with runs, see :mod:`dockprogress.core.calibration`): a mark puts the
-run at its learned time fraction (a dynamic match beyond those the profile knows, with a
-value, at its share of the learned total mapped onto the learned band of its fixed
-milestones); between marks
+run at its learned time fraction. The n-th match of a dynamic milestone is put there only
+while that fraction lies in the learned band of the fixed milestones the run is between (a
+larger load has more checkpoints before its vacuum than the run it learned from); otherwise,
+with a value, at its share of the learned total mapped onto that band; between marks
 :meth:`LogProgress.tick` moves progress with elapsed time, never past the next expected mark,
 and every event carries an ETA. Times are the engine's line timestamps when given, else the
 injected clock; ``tick(now)`` uses the same (Unix seconds) scale.
@@ -301,17 +302,22 @@ class LogProgress:
         self, course: CalibratedCourse, match: MilestoneMatch, key: str
     ) -> float | None:
         learned = course.learned(key)
-        if learned is not None or not match.milestone.dynamic:
-            # The n-th match's learned time is the best guess; values only fill in for
-            # matches the earlier runs did not have (the captured sum need not grow
-            # linearly with time: a checkpoint's distance is reported when it completes).
+        if not match.milestone.dynamic:
+            return learned
+        # The n-th match's learned time is the best guess while it falls in the band of the
+        # fixed milestones the run is between: a run with more matches in this band than
+        # the earlier runs had (more checkpoints during a slower load) would otherwise take
+        # a later band's n-th match and jump ahead, and one with fewer would stand still.
+        # Values fill in for the others (the captured sum need not grow linearly with
+        # time: a checkpoint's distance is reported when it completes).
+        low, high = course.fixed_band(self._level_key)
+        if learned is not None and low <= learned < high:
             return learned
         expected = match.milestone.expected or course.profile.total(match.name)
         total = self._sums.get(match.name)
         if expected and total is not None:
-            low, high = course.fixed_band(self._level_key)
             return low + (high - low) * min(total / expected, _VALUE_CAP)
-        return course.learned(key)
+        return None
 
     def _smooth(self, now: float) -> tuple[float, float | None]:
         course = self._course
