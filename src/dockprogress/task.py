@@ -61,6 +61,7 @@ _EVENT_FIELDS: Final = (
     "error",
     "detail",
     "priority",
+    "node",
 )
 _DIRECT_EVENTS: Final = tuple(
     f.name for f in dataclasses.fields(TaskEvent)
@@ -87,6 +88,7 @@ _SETTERS: Final[tuple[Any, ...]] = (
     _set_error,
     _set_detail,
     _set_priority,
+    _set_node,
 ) = _SETTERS
 
 
@@ -219,6 +221,7 @@ class Task:
             _set_error(event, self.error)
             _set_detail(event, self.detail)
             _set_priority(event, self.priority)
+            _set_node(event, None)
             return event
         return TaskEvent(
             ts=self._clock(),

@@ -9,6 +9,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dockprogress import task as task_module
 from dockprogress.core import tty
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.milestones import DYNAMIC, MilestoneSet
@@ -227,3 +228,13 @@ def test_guard_set_finds_exactly_the_guards_in_a_line(words: list[str], line: st
     guards = GuardSet(words)
     assert guards.present(line) == {w for w in words if w in line}
     assert (guards.search(line) is not None) == any(w in line for w in words)
+
+
+def test_task_events_take_the_direct_path() -> None:
+    """``Task.snapshot`` fills ``TaskEvent``'s slots directly only while its field list is
+    ``TaskEvent``'s: a field added to the event (``node`` once was) must be added there too,
+    or every event of every tracker silently goes through the slower constructor."""
+    assert task_module._DIRECT_EVENTS
+    event = Task("t", Operation.PULL, Kind.DOWNLOAD, clock=_Clock()).snapshot()
+    assert event.node is None
+    assert event == TaskEvent(**{f.name: getattr(event, f.name) for f in dataclasses.fields(event)})
