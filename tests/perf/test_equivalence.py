@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dockprogress import task as task_module
+from dockprogress.core import milestones as milestones_module
 from dockprogress.core import tty
 from dockprogress.core.jsonlines import JsonLinesDecoder
-from dockprogress.core.milestones import DYNAMIC, MilestoneSet
+from dockprogress.core.milestones import DYNAMIC, MilestoneMatch, MilestoneSet
 from dockprogress.core.prefilter import GuardSet
 from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Task
@@ -162,6 +163,10 @@ def test_json_lines_decoder_gives_what_json_loads_gives(lines: list[bytes]) -> N
 
 _PATTERN_POOL = [
     r"checkpoint complete: wrote \d+ buffers",
+    r"wrote (?P<value>\d+)",
+    r"buffers$",
+    r"^restartpoint",
+    r"complete: (?:wrote|read)",
     r"(?:checkpoint|restartpoint) complete: wrote \d+ buffers.*distance=(?P<value>\d+) kB",
     r"^ready",
     r"ready$",
@@ -205,18 +210,31 @@ _LINE_PIECES += [
 
 @settings(max_examples=300, deadline=None)
 @given(
-    patterns=st.lists(st.sampled_from(_PATTERN_POOL), min_size=1, max_size=8, unique=True),
+    patterns=st.lists(
+        st.sampled_from(_PATTERN_POOL), min_size=1, max_size=len(_PATTERN_POOL), unique=True
+    ),
     lines=st.lists(st.lists(st.sampled_from(_LINE_PIECES), max_size=8).map("".join), max_size=8),
 )
 def test_milestone_prefilter_picks_what_the_plain_loop_picks(
     patterns: list[str], lines: list[str]
 ) -> None:
+    # (up to 8 patterns that all have a guard take the few-guards screen, others the trie)
     milestones = MilestoneSet([(p, DYNAMIC if "value" in p else 50.0) for p in patterns])
     compiled = [re.compile(p) for p in patterns]
     for line in lines:
         found = milestones.match(line)
         wanted = next((i for i, regex in enumerate(compiled) if regex.search(line)), None)
         assert (found.index if found is not None else None) == wanted, (patterns, line)
+        if found is not None:  # built through the slots: what the constructor builds
+            built = MilestoneMatch(found.index, found.milestone, found.name, line, found.value)
+            assert type(found) is MilestoneMatch
+            assert found == built
+            value = compiled[found.index].search(line).groupdict().get("value")  # type: ignore[union-attr]
+            assert found.value == (None if value is None else float(value))
+
+
+def test_milestone_matches_take_the_direct_path() -> None:
+    assert milestones_module._DIRECT_MATCH
 
 
 @settings(max_examples=300, deadline=None)

@@ -51,7 +51,7 @@ from dockprogress.core.calibration import (
 from dockprogress.core.lines import LogLine
 from dockprogress.core.milestones import MilestoneMatch, MilestoneSet
 from dockprogress.errors import LogFollowError
-from dockprogress.events import Kind, Operation, TaskEvent
+from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Clock, Task
 
 __all__ = ["ASYMPTOTIC_STEP", "LogProgress", "ProgressHandler"]
@@ -66,6 +66,7 @@ _VALUE_CAP: Final = 0.99
 _TICK_PERCENT: Final = 0.1
 _TICK_ETA: Final = 1.0
 _LINE_IN_DETAIL: Final = 300
+_RUNNING: Final = State.RUNNING
 
 
 class LogProgress:
@@ -87,6 +88,7 @@ class LogProgress:
         clock: Clock = time.time,
     ) -> None:
         self.milestones = milestones
+        self._match = milestones.match
         self.profile = profile
         self.progress_handler = progress_handler
         self.stall_after = stall_after
@@ -151,7 +153,16 @@ class LogProgress:
 
     def feed_line(self, line: LogLine | str, ts: float | None = None) -> list[TaskEvent]:
         """One log line (with its engine time ``ts`` in Unix seconds, if known)."""
-        if self.task.ended:
+        task = self.task
+        if task.state is _RUNNING and task.percent is not None and type(line) is str:
+            # The hot path (a running task, a line of text): what the general path below
+            # does, with the clock read only for a line that matches.
+            self.last_lines.append(line)
+            match = self._match(line)
+            if match is None:
+                return []
+            return self._on_match(match, ts if ts is not None else self._clock())
+        if task.ended:
             return []
         if isinstance(line, LogLine):
             if line.daemon_error:
