@@ -147,6 +147,7 @@ class MilestoneSet:
         "_by_guard",
         "_compiled",
         "_guards",
+        "_levels",
         "_unguarded",
         "_words",
         "engines",
@@ -208,6 +209,8 @@ class MilestoneSet:
             if item.guard:
                 self._by_guard[item.guard] = (*self._by_guard.get(item.guard, ()), item.index)
         self.milestones: tuple[Milestone, ...] = tuple(c.milestone for c in compiled)
+        # (read by every tracker built on the set: computed once)
+        self._levels = tuple(sorted({m.progress for m in self.milestones if m.progress != DYNAMIC}))
         self.names: tuple[str, ...] = tuple(c.name for c in compiled)
         #: ``"re"`` or ``"re2"`` for each milestone (see the module docstring).
         self.engines: tuple[str, ...] = tuple(
@@ -227,7 +230,7 @@ class MilestoneSet:
 
     def fixed_levels(self) -> tuple[float, ...]:
         """The distinct fixed progress values, ascending."""
-        return tuple(sorted({m.progress for m in self.milestones if not m.dynamic}))
+        return self._levels
 
     def match(self, line: str) -> MilestoneMatch | None:
         """The first milestone (declared order) whose pattern is found in ``line``."""
