@@ -37,6 +37,7 @@ class _Unset:
 
 
 _UNSET: Final = _Unset()
+_NUMBERS: Final = (float, int)
 _RUNNING: Final = State.RUNNING
 _PENDING: Final = State.PENDING
 
@@ -275,10 +276,10 @@ class Task:
             current = None
         if percent is not None and not isfinite(percent):
             percent = None
-        if isinstance(total, float | int) and (not isfinite(total) or total < 0):
+        if isinstance(total, _NUMBERS) and (not isfinite(total) or total < 0):
             total = _UNSET
         explicit = not isinstance(eta, _Unset)
-        if explicit and isinstance(eta, float | int) and not isfinite(eta):
+        if explicit and isinstance(eta, _NUMBERS) and not isfinite(eta):
             eta = None
         if state is _PENDING:
             self.state = _RUNNING
@@ -295,7 +296,13 @@ class Task:
             self.phase = phase
         if detail is not None:
             self.detail = MappingProxyType(dict(detail))
-        self._set_percent(percent, ceiling=MAX_RUNNING_PERCENT)
+        # (_set_percent, written out: this runs for every event)
+        if percent is None and self.total:
+            percent = 100.0 * self.current / self.total
+        if percent is not None:
+            percent = min(max(percent, 0.0), MAX_RUNNING_PERCENT)
+            if self.percent is None or percent > self.percent:
+                self.percent = percent
         self._sample(None if isinstance(eta, _Unset) else eta, explicit=explicit)
         return self.snapshot()
 
