@@ -159,6 +159,19 @@ def test_json_lines_decoder_gives_what_json_loads_gives(lines: list[bytes]) -> N
     ]
     # (compared as JSON text: NaN, which json.loads accepts, is not equal to itself)
     assert json.dumps(got, sort_keys=True) == json.dumps(wanted, sort_keys=True)
+    # One line per chunk, as the engine sends them (the decoder's short path), and a
+    # leftover line in the buffer, then one line per chunk (the general path).
+    one_by_one = JsonLinesDecoder()
+    got = [value for line in lines for value in one_by_one.decode(line + b"\n")]
+    assert json.dumps(got, sort_keys=True) == json.dumps(wanted, sort_keys=True)
+    assert (one_by_one.lines, one_by_one.junk) == (decoder.lines, decoder.junk)
+    split = JsonLinesDecoder()
+    got = split.decode(b"\n".join(lines)[:1])
+    got += [
+        value for line in [b"\n".join(lines)[1:], *lines] for value in split.decode(line + b"\n")
+    ]
+    both = [v for v in (_loads_or_none(x.strip()) for x in lines if x.strip()) if v is not None]
+    assert json.dumps(got, sort_keys=True) == json.dumps(wanted + both, sort_keys=True)
 
 
 _PATTERN_POOL = [

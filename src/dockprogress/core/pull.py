@@ -76,10 +76,12 @@ from typing import Any, Final
 
 from dockprogress.core.unpack import DEFAULT_UNPACK_RATE, estimated_fraction, rate_from_finish
 from dockprogress.errors import PullError
-from dockprogress.events import Kind, Operation, TaskEvent
+from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Clock, Task
 
 __all__ = ["EXTRACT_WEIGHT", "LayerState", "PullTracker"]
+
+_RUNNING: Final = State.RUNNING
 
 #: Weight of extraction against download, per byte of compressed layer (see module doc).
 EXTRACT_WEIGHT: Final = 0.25
@@ -292,7 +294,8 @@ class PullTracker:
     def feed(self, message: Mapping[str, Any]) -> TaskEvent | None:
         """One engine message; the new event, or ``None`` (nothing changed, or bytes only,
         coalesced into the next event within ``min_interval``)."""
-        if self.task.ended:
+        state = self.task.state
+        if state is not _RUNNING and state.terminal:  # (task.ended, without the property)
             return None
         if "errorDetail" in message or "error" in message or "message" in message:
             return self._feed_other(message, None)
@@ -469,8 +472,11 @@ class PullTracker:
             return None
         current = total = 0
         if isinstance(progress, dict):
-            current = _count(progress.get("current"))
-            total = _count(progress.get("total"))
+            # (_count written out for the usual value, a plain int: once per message)
+            raw = progress.get("current")
+            current = raw if type(raw) is int and 0 <= raw < _FLOAT_RANGE else _count(raw)
+            raw = progress.get("total")
+            total = raw if type(raw) is int and 0 <= raw < _FLOAT_RANGE else _count(raw)
         if total > 0:
             if layer.size is None:
                 self._set_size(layer, total)
@@ -481,7 +487,11 @@ class PullTracker:
         if size is not None:
             # A resumed download counts from 0 of what is left: add back the offset.
             offset = size - total if total else 0
-            self._set_downloaded(layer, min(offset + current, size))
+            value = min(offset + current, size)
+            if value > layer.downloaded:  # (_set_downloaded, written out)
+                self._downloaded += value - layer.downloaded
+                layer.downloaded = value
+                self._update_share(layer)
         elif current > layer.downloaded:
             layer.downloaded = current  # shown in detail; counted once the size is known
         if layer.state is not LayerState.DOWNLOADING:
