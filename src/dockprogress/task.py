@@ -373,11 +373,16 @@ class Task:
         rate = self._rate
         rate.add(now, self.current)
         # The window only changes here: snapshot() reads the speed kept from this sample.
-        self._speed = speed = rate.speed()
+        speed = rate.speed()
+        if speed is not None and not isfinite(speed):
+            speed = None  # a huge step over a tiny time: too fast to tell, not infinite
+        self._speed = speed
         if explicit:
             self._eta = None if eta is None else max(eta, 0.0)
             return
         if self.total is not None and speed is not None and speed > 0:
-            self._eta = max(self.total - self.current, 0.0) / speed
+            eta = max(self.total - self.current, 0.0) / speed
+            # (a denormal speed overflows the division: no estimate, rather than infinity)
+            self._eta = eta if isfinite(eta) else None
         else:
             self._eta = None
