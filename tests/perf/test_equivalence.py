@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,9 +13,10 @@ from hypothesis import strategies as st
 from dockprogress import task as task_module
 from dockprogress.core import milestones as milestones_module
 from dockprogress.core import tty
+from dockprogress.core.execprogress import default_recognisers
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.milestones import DYNAMIC, MilestoneMatch, MilestoneSet
-from dockprogress.core.prefilter import GuardSet
+from dockprogress.core.prefilter import GuardSet, required_literals
 from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Task
 
@@ -269,3 +271,38 @@ def test_task_events_take_the_direct_path() -> None:
     event = Task("t", Operation.PULL, Kind.DOWNLOAD, clock=_Clock()).snapshot()
     assert event.node is None
     assert event == TaskEvent(**{f.name: getattr(event, f.name) for f in dataclasses.fields(event)})
+
+
+_BAR_PATTERNS = [spec.regex.pattern for spec in default_recognisers().specs] + [
+    r"(?i:abc)def",
+    r"a(?:bc)+d(?:ef)?g",
+    r"x(?=yz)y",
+    r"(?:p|q)r{2,}s",
+]
+_BAR_PIECES = ["abc", "ABC", "def", "bc", "d", "g", "ef", "xyz", "y", "pr", "rr", "s", "%", "/"]
+# The rows of every recorded tool output: what the shipped bar patterns meet in practice.
+_BAR_ROWS = sorted(
+    {
+        frame.text
+        for path in sorted((Path(__file__).parents[1] / "fixtures" / "tty").glob("*.bin"))
+        for frame in [*tty.TtyParser().feed(path.read_bytes())]
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pattern=st.sampled_from(_PATTERN_POOL + _BAR_PATTERNS),
+    lines=st.lists(
+        st.lists(st.sampled_from(_LINE_PIECES + _BAR_PIECES), max_size=10).map("".join),
+        max_size=8,
+    ),
+)
+def test_required_literals_are_in_every_line_that_matches(pattern: str, lines: list[str]) -> None:
+    """The bar files' test before the regex (every required literal ``in`` the row) never
+    turns away a row the pattern matches."""
+    required = required_literals(pattern)
+    regex = re.compile(pattern)
+    for line in [*lines, *_BAR_ROWS]:
+        if regex.search(line) is not None:
+            assert all(word in line for word in required), (pattern, line, required)
