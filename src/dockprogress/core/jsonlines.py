@@ -66,7 +66,18 @@ class JsonLinesDecoder:
         if not data:
             return []
         if not self._buffer and data.find(b"\n") == len(data) - 1:
-            # The usual chunk: exactly one whole line (the engine writes one per chunk).
+            # The usual chunk: exactly one whole line (the engine writes one per chunk), and
+            # the usual line, an object that fits: _decode_line's first case, written out.
+            line = data.strip()
+            if line[:2] == b'{"' and len(data) <= self.max_line:
+                try:
+                    text = line.decode("utf-8", "surrogatepass")
+                    value, end = _scan_once(text, 0)
+                except (ValueError, StopIteration):
+                    value = end = None
+                if end is not None and end == len(text) and isinstance(value, dict):
+                    self.lines += 1
+                    return [value]
             out: list[dict[str, Any]] = []
             self._decode_line(data, out)
             return out

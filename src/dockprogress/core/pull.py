@@ -496,7 +496,14 @@ class PullTracker:
             layer.downloaded = current  # shown in detail; counted once the size is known
         if layer.state is not LayerState.DOWNLOADING:
             self._set_state(layer, LayerState.DOWNLOADING)
-        return self._emit(None)
+            return self._emit(None)
+        if self._dirty:
+            return self._emit(None)
+        # (_emit's test for a message that only moves bytes, written out: most messages)
+        now = self._clock()
+        if now - self._last_emit < self.min_interval:
+            return None  # coalesced into the next event (see module doc)
+        return self._emit(None, now=now)
 
     def _extracting(self, layer_id: str, layer: _Layer | None, progress: Any) -> TaskEvent | None:
         layer = layer or self._add_layer(layer_id)
@@ -673,8 +680,15 @@ class PullTracker:
         return phase
 
     def _emit(
-        self, description: str | None, *, phase: str | None = None, force_detail: bool = False
+        self,
+        description: str | None,
+        *,
+        phase: str | None = None,
+        force_detail: bool = False,
+        now: float | None = None,
     ) -> TaskEvent | None:
+        """The event for the task's state now; ``now``: the clock, already read by a caller
+        that made the bytes-only test (not coalesced)."""
         task = self.task
         detail = None
         if self._dirty or force_detail:
@@ -684,9 +698,10 @@ class PullTracker:
             detail = self._detail()
             self._dirty = False
         else:
-            now = self._clock()
-            if now - self._last_emit < self.min_interval:
-                return None  # bytes only: coalesced into the next event (see module doc)
+            if now is None:
+                now = self._clock()
+                if now - self._last_emit < self.min_interval:
+                    return None  # bytes only: coalesced into the next event (see module doc)
             if now - self._last_detail >= self.detail_interval:
                 detail = self._detail()
         self._last_emit = now = self._clock()
