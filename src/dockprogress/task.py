@@ -296,7 +296,7 @@ class Task:
             self.phase = phase
         if detail is not None:
             self.detail = MappingProxyType(dict(detail))
-        # (_set_percent, written out: this runs for every event)
+        # The tracker's percent, else current/total: held monotonic and below 100.
         if percent is None and self.total:
             percent = 100.0 * self.current / self.total
         if percent is not None:
@@ -357,15 +357,6 @@ class Task:
             self.detail = MappingProxyType(dict(detail))
         self._eta = None
         return self.snapshot()
-
-    def _set_percent(self, percent: float | None, *, ceiling: float) -> None:
-        if percent is None and self.total:
-            percent = 100.0 * self.current / self.total
-        if percent is None:
-            return
-        percent = min(max(percent, 0.0), ceiling)
-        if self.percent is None or percent > self.percent:
-            self.percent = percent
 
     def _sample(self, eta: float | None, *, explicit: bool) -> None:
         """The one place speed and ETA are computed."""
