@@ -394,7 +394,7 @@ class ExecTracker:
             description=description,
             phase=phase,
             eta=eta,
-            detail=self._detail(),
+            detail=self._detail(_followed=bar),
         )
 
     def _amounts(self, bar: Bar | None, percent: float | None) -> tuple[float, float | None]:
@@ -417,10 +417,11 @@ class ExecTracker:
             return task.current, task.total
         return percent, 100.0
 
-    def _detail(self, **extra: Any) -> dict[str, Any]:
+    def _detail(self, _followed: Bar | bool | None = False, **extra: Any) -> dict[str, Any]:
+        """``_followed``: the board's followed bar when the caller has it (else read here)."""
         detail: dict[str, Any] = {"bars": [self._shown_bar(bar) for bar in self._board.bars[:16]]}
-        followed = self._board.followed()
-        if followed is not None and followed.reading.approximate:
+        followed = self._board.followed() if _followed is False else _followed
+        if isinstance(followed, Bar) and followed.reading.approximate:
             # current/total read from a rounded display (4.2 MB) or in a guessed base
             detail["approximate"] = True
         detail.update({k: v for k, v in extra.items() if v is not None})

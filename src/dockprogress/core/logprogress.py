@@ -38,6 +38,7 @@ seconds, and removed by the next match.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -50,9 +51,9 @@ from dockprogress.core.calibration import (
     dynamic_key,
 )
 from dockprogress.core.lines import LogLine
-from dockprogress.core.milestones import MilestoneMatch, MilestoneSet
+from dockprogress.core.milestones import DYNAMIC, MilestoneMatch, MilestoneSet
 from dockprogress.errors import LogFollowError
-from dockprogress.events import Kind, Operation, TaskEvent
+from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Clock, Task
 
 __all__ = ["ASYMPTOTIC_STEP", "LogProgress", "ProgressHandler"]
@@ -67,6 +68,7 @@ _VALUE_CAP: Final = 0.99
 _TICK_PERCENT: Final = 0.1
 _TICK_ETA: Final = 1.0
 _LINE_IN_DETAIL: Final = 300
+_RUNNING: Final = State.RUNNING
 
 
 class LogProgress:
@@ -88,6 +90,7 @@ class LogProgress:
         clock: Clock = time.time,
     ) -> None:
         self.milestones = milestones
+        self._match = milestones.match
         self.profile = profile
         self.progress_handler = progress_handler
         self.stall_after = stall_after
@@ -152,7 +155,16 @@ class LogProgress:
 
     def feed_line(self, line: LogLine | str, ts: float | None = None) -> list[TaskEvent]:
         """One log line (with its engine time ``ts`` in Unix seconds, if known)."""
-        if self.task.ended:
+        task = self.task
+        if task.state is _RUNNING and task.percent is not None and type(line) is str:
+            # The hot path (a running task, a line of text): what the general path below
+            # does, with the clock read only for a line that matches.
+            self.last_lines.append(line)
+            match = self._match(line)
+            if match is None:
+                return []
+            return self._on_match(match, ts if ts is not None else self._clock())
+        if task.ended:
             return []
         if isinstance(line, LogLine):
             if line.daemon_error:
@@ -242,9 +254,10 @@ class LogProgress:
         self._last_line = match.line
         self._warning = None
         milestone = match.milestone
+        dynamic = milestone.progress == DYNAMIC
         recorder = self._recorder
         key = match.name
-        if milestone.dynamic:
+        if dynamic:
             count = self._dynamic_counts.get(match.name, 0) + 1
             self._dynamic_counts[match.name] = count
             key = dynamic_key(match.name, count)
@@ -253,12 +266,12 @@ class LogProgress:
                 self._sums[match.name] = self._sums.get(match.name, 0.0) + match.value
                 if recorder is not None:
                     recorder.add_value(match.name, match.value)
-        if milestone.final:
+        if milestone.progress == 100:  # (final)
             return self._finish(match, at)
         if recorder is not None:
             recorder.mark(key, at)
         course = self._course
-        if milestone.dynamic:
+        if dynamic:
             planned = self._dynamic_percent(match)
         else:
             planned = milestone.progress
@@ -274,7 +287,7 @@ class LogProgress:
             if fraction is not None:
                 course.reach(fraction, self._elapsed(at))
             planned, eta = self._smooth(at)
-        if milestone.dynamic and match.index < self._level_index:
+        if dynamic and match.index < self._level_index:
             # A dynamic milestone declared before the phase the run has reached (a checkpoint
             # while PostgreSQL builds its indexes) moves progress but does not rename the
             # phase back to its own.
@@ -287,7 +300,9 @@ class LogProgress:
 
     def _dynamic_percent(self, match: MilestoneMatch) -> float:
         low = self._level
-        high = next((level for level in self._levels if level > low), 100.0)
+        levels = self._levels
+        above = bisect_right(levels, low)  # the first fixed level above this band's floor
+        high = levels[above] if above < len(levels) else 100.0
         expected = match.milestone.expected
         if expected is None and self.profile is not None:
             expected = self.profile.total(match.name)
