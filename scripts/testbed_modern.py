@@ -409,7 +409,7 @@ def drop_pull_leases(modern: Modern) -> None:
     found = subprocess.run([*ctr, "leases", "ls"], capture_output=True, text=True, check=False)
     for line in found.stdout.splitlines()[1:]:
         words = line.split()
-        labels = words[-1] if len(words) >= 4 else ""
+        labels = words[-1] if len(words) >= 3 else ""  # ID, CREATED AT, LABELS
         only_expiry = labels.startswith("containerd.io/gc.expire=") and "," not in labels
         if words and _PULL_LEASE.match(words[0]) and only_expiry:
             subprocess.run([*ctr, "leases", "rm", words[0]], capture_output=True, check=False)

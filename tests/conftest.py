@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -221,10 +222,34 @@ def _remove_image(client: docker.DockerClient, ref: str, registries: tuple[str, 
             continue  # another test session removed it meanwhile
 
 
+def _drop_leftover_pull_leases(client: docker.DockerClient, testbed: Testbed) -> None:
+    """On the modern engine: drop the pull leases a cancelled pull left (24 h expiry).
+
+    Docker 26 does not release the lease of a pull whose client went away (a cancel test):
+    the layers it fetched stay pinned in containerd's content store, so the next "fresh"
+    pull of the image downloads nothing. Tests run one at a time, so when a test forgets an
+    image no pull of the suite is running; BuildKit's leases are left alone.
+    """
+    modern = testbed.engines.get("modern")
+    if modern is None or not _same_host(client, modern.docker_host):
+        return
+    sys.path.insert(0, str(REPO / "scripts"))
+    import testbed_modern  # scripts/ is not a package
+
+    testbed_modern.drop_pull_leases(testbed_modern.from_env(STATE_DIR.resolve()))
+
+
+def _same_host(client: docker.DockerClient, host: str) -> bool:
+    adapter = getattr(client.api, "_custom_adapter", None)
+    socket_path = getattr(adapter, "socket_path", None)
+    return socket_path is not None and host == f"unix://{socket_path}"
+
+
 @pytest.fixture
 def remove_image(docker_client: docker.DockerClient, testbed: Testbed) -> Callable[[str], None]:
     def remove(ref: str) -> None:
         _remove_image(docker_client, ref, (testbed.registry, testbed.slow_registry))
+        _drop_leftover_pull_leases(docker_client, testbed)
 
     return remove
 
