@@ -645,7 +645,7 @@
     const pad = (n) => String(n).padStart(2, "0");
     const time = `${pad(at.getHours())}:${pad(at.getMinutes())}:${pad(at.getSeconds())}`;
     if (at.toDateString() === new Date().toDateString()) return time;
-    return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${time}`;
+    return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())} ${time.slice(0, 5)}`;
   }
 
   // ---------------------------------------------------------------------- filter
