@@ -24,9 +24,10 @@
 (() => {
   const params = new URLSearchParams(location.search);
   // Seconds after which a finished task fades (?fade=2 in tests), and after which its card
-  // gives way to a row in its node's history (?keep=; by default three fade times).
+  // gives way to a row in its node's history (?keep=, 5 minutes by default, never before
+  // it faded).
   const FADE_MS = 1000 * Number(params.get("fade") || 20);
-  const KEEP_MS = 1000 * Number(params.get("keep") || (3 * FADE_MS) / 1000);
+  const KEEP_MS = Math.max(FADE_MS, 1000 * Number(params.get("keep") || 300));
   // Cards shown per node before "show more".
   const PAGE = Math.max(1, Number(params.get("page") || 100));
   const SPARK_SAMPLES = 60;
@@ -324,7 +325,7 @@
     const ev = item.ev;
     if (ev.kind !== "download" || ev.state !== "running" || !Number.isFinite(ev.speed)) return;
     let spark = item.spark;
-    if (!spark) spark = item.spark = { values: new Float64Array(SPARK_SAMPLES), next: 0, size: 0, lastTs: null, drawn: -1, version: 0 };
+    if (!spark) spark = item.spark = { values: new Float32Array(SPARK_SAMPLES), next: 0, size: 0, lastTs: null, drawn: -1, version: 0 };
     if (spark.lastTs === ev.ts) return;
     spark.lastTs = ev.ts;
     spark.values[spark.next] = Math.max(ev.speed, 0);
@@ -770,11 +771,23 @@
 
   // ------------------------------------------------------------------ sparkline
   // The speed of a running download over its last SPARK_SAMPLES events, drawn on a canvas:
-  // an area under a line, scaled to the highest speed seen in the window.
+  // an area under a line across the whole width (a window that fills, then slides), scaled
+  // to the highest speed in it.
 
   const SPARK_W = 96;
   const SPARK_H = 22;
   let sparkColor = null;
+  // The line's colour is the theme's: read again (and every sparkline redrawn) when it changes.
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    sparkColor = null;
+    for (const item of tasks.values()) {
+      if (!item.spark || !item.shown) continue;
+      item.spark.drawn = -1;
+      item.stamp += 1;
+      dirty.add(item);
+    }
+    scheduleRender();
+  });
 
   function drawSpark(item) {
     const canvas = item.el.querySelector(".spark");
@@ -798,8 +811,8 @@
     const start = (spark.next - n + SPARK_SAMPLES) % SPARK_SAMPLES;
     let peak = 0;
     for (let i = 0; i < n; i += 1) peak = Math.max(peak, spark.values[(start + i) % SPARK_SAMPLES]);
-    const step = SPARK_W / (SPARK_SAMPLES - 1);
-    const x = (i) => SPARK_W - (n - 1 - i) * step;
+    const step = SPARK_W / (n - 1);
+    const x = (i) => i * step;
     const y = (i) => {
       const value = spark.values[(start + i) % SPARK_SAMPLES];
       return SPARK_H - 1.5 - (peak > 0 ? (value / peak) * (SPARK_H - 4) : 0);
