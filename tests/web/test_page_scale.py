@@ -14,7 +14,8 @@ fleet's page, and measures it:
 * the sparkline of a running download has pixels drawn; the filter narrows to exactly the
   expected tasks, is kept in the address and survives a reload; a task that ends while the
   page watches moves to its node's history with its duration and outcome; a collapsed node
-  shows no cards.
+  shows no cards; "show more" adds a page of cards; the history of a thousand finished tasks
+  builds only the rows in view, down to the first task that ended.
 """
 
 from __future__ import annotations
@@ -361,6 +362,25 @@ def test_ten_thousand_tasks_from_three_nodes(
     assert ci.locator(".toggle").get_attribute("aria-expanded") == "false"
     ci.locator(".toggle").click()
     ci.locator("li.task").nth(PAGE - 1).wait_for()
+
+    # "Show more": the node's next page of cards.
+    gpu.locator(".more").click()
+    gpu.locator("li.task").nth(2 * PAGE - 1).wait_for()
+    assert gpu.locator("li.task").count() == 2 * PAGE
+
+    # The history holds every finished task of the node, most recent first, but builds only
+    # the rows in view: scrolled to its end, it shows the task that ended first.
+    ended = sorted(
+        (e for (n, _), e in fleet.latest.items() if n == "gpu-node-7" and e.terminal),
+        key=lambda e: (-e.ts, e.task),
+    )
+    _open_history(gpu)
+    gpu.locator(".history summary", has_text=f"History: {len(ended)} finished tasks").wait_for()
+    gpu.locator(f'.hrow[data-task="{ended[0].task}"]').wait_for()
+    assert gpu.locator(".hrow").count() < 40
+    gpu.locator(".hscroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    gpu.locator(f'.hrow:not([hidden])[data-task="{ended[-1].task}"]').wait_for()
+    assert gpu.locator(".hrow").count() < 40
     assert probe.errors == []
 
 
