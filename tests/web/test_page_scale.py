@@ -419,3 +419,31 @@ def _open_history(group: Any) -> None:
     details.wait_for()
     if not details.evaluate("d => d.open"):
         group.locator(".history summary").click()
+
+
+def test_the_token_leaves_the_address_and_the_filter_stays(probe: PageProbe) -> None:
+    """``/#token=…&filter=…``: the token is used and removed from the address, the filter kept."""
+    hub = EventHub(heartbeat=1.0)
+    for i, node in enumerate(NODES):
+        task = Task(f"pull:app-{i}", Operation.PULL, Kind.DOWNLOAD, total=10**8)
+        event = task.update(current=10**7)
+        assert event is not None
+        hub.publish(dataclasses.replace(event, node=node))
+    with ServerThread(hub, port=0, token="s3cret-token") as server:
+        page = probe.page
+        page.goto(server.url + "/#token=s3cret-token&filter=gpu")
+        page.locator('#status[data-state="live"]').wait_for()
+        page.locator("li.task").first.wait_for()
+        assert page.evaluate("location.hash") == "#filter=gpu"
+        assert page.locator("#filter").input_value() == "gpu"
+        cards = page.locator("li.task").evaluate_all("els => els.map(e => e.dataset.node)")
+        assert cards == ["gpu-node-7"]
+        shown = page.locator("section.group:not([hidden])").evaluate_all(
+            "els => els.map(e => e.dataset.node)"
+        )
+        assert shown == ["gpu-node-7"]
+        # Cleared, every node is back and the address holds nothing.
+        page.locator("#filter").fill("")
+        page.locator("li.task").nth(len(NODES) - 1).wait_for()
+        page.wait_for_function("() => location.hash === ''")
+    assert probe.errors == []
