@@ -33,7 +33,7 @@ pytestmark = pytest.mark.engine
 TAG = "127.0.0.1:5000/dp/bpcancel"
 
 
-def _processes_with(marker: str) -> list[int]:
+def processes_with(marker: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -91,7 +91,7 @@ def test_cancel_from_the_dashboard_stops_the_build_on_the_engine(
         assert response.status_code == 202, response.text
         task = response.json()["task"]
         assert task.startswith("build:")
-        assert _wait(lambda: _processes_with(marker), 120), "the long step never started"
+        assert _wait(lambda: processes_with(marker), 120), "the long step never started"
         running = server.hub.get(task)
         assert running is not None
         assert running.state is State.RUNNING
@@ -101,7 +101,7 @@ def test_cancel_from_the_dashboard_stops_the_build_on_the_engine(
         assert final is not None
         assert final.state is State.CANCELLED
         # The engine-side work stops: the step's process is gone within seconds.
-        assert _wait(lambda: not _processes_with(marker), 20), _processes_with(marker)
+        assert _wait(lambda: not processes_with(marker), 20), processes_with(marker)
         label = f"dockprogress-build {tag}"
         assert _wait(lambda: label not in {t.name for t in threading.enumerate()}, 15)
         assert server.hub.get(task) == final
