@@ -10,7 +10,10 @@ sends block as they would on a slow link.
 
 It runs an asyncio loop in a daemon thread: ``with ThrottleProxy(...) as proxy`` (or
 :meth:`start`/:meth:`stop`), then ``proxy.address`` ("127.0.0.1:PORT") names it. The counters
-(``uploaded``, ``downloaded``, ``connections``, ``open``) are read from any thread.
+(``uploaded``, ``downloaded``, ``connections``, ``open``) and each connection's
+:class:`Link` are read from any thread. :meth:`ThrottleProxy.client_states` tells, from
+``/proc/net/tcp``, the TCP state of each client's own socket: whether the client has closed
+it, even while what it sent before still drains through the paced link.
 """
 
 from __future__ import annotations
@@ -20,12 +23,38 @@ import contextlib
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from types import TracebackType
 
-__all__ = ["ThrottleProxy"]
+__all__ = ["Link", "ThrottleProxy"]
 
 CHUNK = 16 * 1024  # paced in pieces this big: smooth progress, a few hundred writes a second
 RECEIVE_BUFFER = 64 * 1024
+
+
+# /proc/net/tcp's "st" column
+TCP_STATES = {
+    "01": "ESTABLISHED",
+    "02": "SYN_SENT",
+    "03": "SYN_RECV",
+    "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2",
+    "06": "TIME_WAIT",
+    "07": "CLOSE",
+    "08": "CLOSE_WAIT",
+    "09": "LAST_ACK",
+    "0A": "LISTEN",
+    "0B": "CLOSING",
+}
+
+
+@dataclass
+class Link:
+    """One client connection: the client's port, bytes it sent upstream, still open here."""
+
+    client_port: int
+    uploaded: int = 0
+    open: bool = True
 
 
 class ThrottleProxy:
@@ -43,6 +72,7 @@ class ThrottleProxy:
         self.downloaded = 0  # upstream -> client bytes forwarded
         self.connections = 0  # accepted in all
         self.open = 0  # open now
+        self.links: list[Link] = []
         self._next_free = 0.0  # when the shared link is free for the next piece (loop time)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -72,6 +102,7 @@ class ThrottleProxy:
             return
         with contextlib.suppress(RuntimeError):  # the loop already ended
             asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
         self._thread.join(10)
         self._loop = None
 
@@ -105,22 +136,21 @@ class ThrottleProxy:
             return
         self._ready.set()
         try:
-            loop.run_until_complete(self._server.serve_forever())
-        except asyncio.CancelledError:
-            pass
+            loop.run_forever()  # until stop()
         finally:
+            loop.run_until_complete(self._shutdown())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     async def _shutdown(self) -> None:
+        """Stop accepting, end every connection (idempotent)."""
         assert self._server is not None
         self._server.close()
-        for task in list(self._tasks):
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for task in asyncio.all_tasks():
-            if task is not asyncio.current_task():
-                task.cancel()  # serve_forever: _run's loop then ends
+        if others:
+            await asyncio.wait(others, timeout=5)
 
     # ------------------------------------------------------------------ forwarding
 
@@ -130,11 +160,13 @@ class ThrottleProxy:
         self._tasks.add(task)
         self.connections += 1
         self.open += 1
+        link = Link(int(writer.get_extra_info("peername")[1]))
+        self.links.append(link)
         up_writer: asyncio.StreamWriter | None = None
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-            up = asyncio.ensure_future(self._pump(reader, up_writer, paced=True))
-            down = asyncio.ensure_future(self._pump(up_reader, writer, paced=False))
+            up = asyncio.ensure_future(self._pump(reader, up_writer, link=link))
+            down = asyncio.ensure_future(self._pump(up_reader, writer, link=None))
             pumps = [up, down]
             try:
                 await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -153,31 +185,49 @@ class ThrottleProxy:
             pass
         finally:
             self.open -= 1
+            link.open = False
             self._tasks.discard(task)
             for w in (writer, up_writer):
                 if w is not None:
-                    w.close()
-                    with contextlib.suppress(Exception):
-                        await w.wait_closed()
+                    w.close()  # not wait_closed(): it may wait for a peer that never answers
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, paced: bool
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, link: Link | None
     ) -> None:
+        """Copy ``reader`` to ``writer``; paced (and counted on ``link``) when it is the
+        client's upload."""
         loop = asyncio.get_running_loop()
+        paced = link is not None
         while data := await reader.read(CHUNK if paced else 1 << 16):
-            if paced:
+            if link is not None:
                 # One shared link: each piece takes len/rate seconds after the previous one.
                 start = max(loop.time(), self._next_free)
                 self._next_free = start + len(data) / self.rate
                 await asyncio.sleep(self._next_free - loop.time())
             writer.write(data)
             await writer.drain()
-            if paced:
+            if link is not None:
                 self.uploaded += len(data)
+                link.uploaded += len(data)
             else:
                 self.downloaded += len(data)
 
     # ------------------------------------------------------------------ observing
+
+    def client_states(self) -> dict[int, str]:
+        """The state of each client socket connected to this proxy (``ESTABLISHED``,
+        ``FIN_WAIT1`` once the client closed it with data still queued, ...), by the client's
+        port; a socket that is gone is absent. Read from ``/proc/net/tcp`` (same host)."""
+        wanted = f"0100007F:{self.port:04X}"
+        states: dict[int, str] = {}
+        with open("/proc/net/tcp", encoding="ascii") as table:
+            next(table)
+            for row in table:
+                fields = row.split()
+                local, remote, state = fields[1], fields[2], fields[3]
+                if remote == wanted:
+                    states[int(local.split(":")[1], 16)] = TCP_STATES.get(state, state)
+        return states
 
     def wait_uploaded(self, amount: int, timeout: float) -> bool:
         """Wait until at least ``amount`` bytes went upstream; ``False`` at the timeout."""

@@ -27,7 +27,7 @@ import bcrypt
 import docker
 import pytest
 
-__all__ = ["AuthRegistry", "registry_status", "retagged"]
+__all__ = ["AuthRegistry", "forget_repository", "registry_status", "retagged"]
 
 
 def free_port() -> int:
@@ -56,6 +56,43 @@ def registry_status(url: str, *, user: str | None = None, password: str | None =
         return int(exc.code)
     except OSError:
         return 0
+
+
+def _call(method: str, url: str, accept: str | None = None) -> tuple[int, bytes, str | None]:
+    request = urllib.request.Request(url, method=method)
+    if accept:
+        request.add_header("Accept", accept)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as response:
+            return (
+                int(response.status),
+                response.read(),
+                response.headers.get("Docker-Content-Digest"),
+            )
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), b"", None
+
+
+def forget_repository(registry: str, repository: str, tag: str = "1") -> int:
+    """Make ``registry`` (delete enabled, as the bed's) forget ``repository``: its layer and
+    config links, then its manifest. An engine that remembers pushing the layers there can no
+    longer mount them from it into another repository (the containerd store would: its
+    records of where a layer came from do not mind the port). Returns the links deleted."""
+    base = f"http://{registry}/v2/{repository}"
+    accept = (
+        "application/vnd.docker.distribution.manifest.v2+json, "
+        "application/vnd.oci.image.manifest.v1+json"
+    )
+    status, body, digest = _call("GET", f"{base}/manifests/{tag}", accept)
+    if status != 200:
+        return 0
+    manifest = json.loads(body)
+    blobs = [manifest["config"]["digest"], *(layer["digest"] for layer in manifest["layers"])]
+    deleted = sum(_call("DELETE", f"{base}/blobs/{blob}")[0] == 202 for blob in blobs)
+    if digest:
+        _call("DELETE", f"{base}/manifests/{digest}")
+    return deleted
 
 
 class AuthRegistry:

@@ -27,6 +27,7 @@ class Upstream:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.received: list[bytes] = []
+        self.broken: list[bytes] = []
         self.arrivals: list[tuple[float, int]] = []  # (monotonic time, bytes so far)
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
@@ -40,14 +41,17 @@ class Upstream:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        parts: list[bytes] = []
         with conn:
-            parts = []
-            while data := conn.recv(65536):
-                parts.append(data)
-                total = sum(len(p) for p in parts)
-                self.arrivals.append((time.monotonic(), total))
-            self.received.append(b"".join(parts))
-            conn.sendall(REPLY)
+            try:
+                while data := conn.recv(65536):
+                    parts.append(data)
+                    total = sum(len(p) for p in parts)
+                    self.arrivals.append((time.monotonic(), total))
+                self.received.append(b"".join(parts))
+                conn.sendall(REPLY)
+            except OSError:  # the proxy went away first (a test that stops it mid-way)
+                self.broken.append(b"".join(parts))
 
     def close(self) -> None:
         self.sock.close()
@@ -127,9 +131,44 @@ def test_a_client_that_hangs_up_ends_the_upstream_connection(upstream: Upstream)
         conn.sendall(payload)
         assert proxy.wait_uploaded(len(payload), 5)
         assert proxy.open == 1
+        port = conn.getsockname()[1]
+        assert proxy.client_states() == {port: "ESTABLISHED"}
+        assert [(link.client_port, link.uploaded, link.open) for link in proxy.links] == [
+            (port, len(payload), True)
+        ]
         conn.close()  # no half-close: gone, as an engine that cancels a push
         deadline = time.monotonic() + 5
         while proxy.open and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proxy.open == 0
+        assert proxy.client_states().get(port) != "ESTABLISHED"
+        assert proxy.links[0].open is False
     assert upstream.received == [payload]  # the upstream saw its connection end
+
+
+def test_a_client_that_closes_with_data_queued_is_seen_closed_at_once(
+    upstream: Upstream,
+) -> None:
+    """What the proxy still forwards was sent before the close: the client's own socket
+    shows it has hung up long before the last of it comes through."""
+    with ThrottleProxy(f"127.0.0.1:{upstream.port}", rate=100_000) as proxy:
+        host, _, port = proxy.address.rpartition(":")
+        conn = socket.create_connection((host, int(port)))
+        conn.setblocking(False)
+        queued = 0
+        chunk = os.urandom(65536)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # fill every buffer on the way
+            try:
+                queued += conn.send(chunk)
+            except BlockingIOError:
+                if queued > 0:
+                    break
+                time.sleep(0.01)
+        client_port = conn.getsockname()[1]
+        conn.close()
+        time.sleep(0.3)
+        state = proxy.client_states().get(client_port)
+        assert state in ("FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", None)
+        assert proxy.open == 1  # still draining what was queued
+        assert proxy.uploaded < queued
