@@ -27,6 +27,7 @@ from dockprogress.events import State
 from dockprogress.sinks.web.hub import EventHub
 from dockprogress.sinks.web.server import ServerThread
 from tests.conftest import Engine
+from tests.conftest import Testbed as Bed
 
 pytestmark = pytest.mark.engine
 
@@ -59,6 +60,7 @@ def _wait(predicate: Callable[[], object], timeout: float) -> bool:
 @pytest.mark.parametrize("builder", ["classic", "buildkit"])
 def test_cancel_from_the_dashboard_stops_the_build_on_the_engine(
     on_engine: Engine,
+    testbed: Bed,
     builder: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -66,7 +68,9 @@ def test_cancel_from_the_dashboard_stops_the_build_on_the_engine(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
     if builder == "buildkit":
-        buildx = on_engine.buildx or find_buildx()
+        # The bed's buildx (installed with the modern engine) drives either engine's BuildKit.
+        modern = testbed.engines.get("modern")
+        buildx = on_engine.buildx or find_buildx() or (modern.buildx if modern else None)
         if buildx is None:
             pytest.skip(f"no docker-buildx for the {on_engine.name} engine")
         monkeypatch.setenv("DOCKPROGRESS_BUILDX", buildx)
