@@ -30,7 +30,7 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
         return {
             "parsers": lambda: parsers.run(scale=0.05, runs=2, only=rows),
             "pull": lambda: pull_e2e.run(runs=1, registries=pull_e2e.REGISTRIES[:1]),
-            "push": lambda: push_e2e.run(runs=1),
+            "push": lambda: push_e2e.run(runs=1, links=push_e2e.LINKS[:1]),
             "latency": lambda: latency.run(runs=1, samples=30),
             "fanout": lambda: fanout.run(runs=1, seconds=6, clients=10, tasks=5),
             "hub": lambda: hub.run(runs=1, sizes=(1_000, 10_000), updates=10_000),
