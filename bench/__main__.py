@@ -2,8 +2,9 @@
 
 Families: ``parsers`` and ``hub`` (no engine needed), ``bus`` (the bed's Redis), ``pull``,
 ``push``, ``latency``, ``fanout`` (the real engine and the test bed's registries; ``make
-bench`` brings them up first). A family that cannot run is reported as not run, its targets
-as MISS, and the others still run.
+bench`` brings them up first), ``fleet_latency`` (both engines of the bed, its Redis, two
+replicas, Chromium). A family that cannot run is reported as not run, its targets as MISS,
+and the others still run.
 ``--quick`` shrinks every input and run count (a check that everything works, not a
 measurement) and then writes nothing unless ``--output`` is given.
 """
@@ -18,11 +19,32 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import bus, fanout, footprint, hub, latency, parsers, pull_e2e, push_e2e, report
+from bench import (
+    bus,
+    fanout,
+    fleet_latency,
+    footprint,
+    hub,
+    latency,
+    parsers,
+    pull_e2e,
+    push_e2e,
+    report,
+)
 from bench.harness import Family, families_from_json, families_to_json
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("parsers", "pull", "push", "latency", "fanout", "hub", "bus", "footprint")
+FAMILIES = (
+    "parsers",
+    "pull",
+    "push",
+    "latency",
+    "fanout",
+    "hub",
+    "bus",
+    "fleet_latency",
+    "footprint",
+)
 
 
 def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Callable[[], Family]]:
@@ -34,7 +56,8 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
             "latency": lambda: latency.run(runs=1, samples=30),
             "fanout": lambda: fanout.run(runs=1, seconds=6, clients=10, tasks=5),
             "hub": lambda: hub.run(runs=1, sizes=(1_000, 10_000), updates=10_000),
-            "bus": lambda: bus.run(runs=1, tasks=200, events=5),
+            "bus": lambda: bus.run(runs=1, tasks=1000, events=4),
+            "fleet_latency": lambda: fleet_latency.run(runs=1, samples=30, clients=2),
             "footprint": lambda: footprint.run(runs=1),
         }
     return {
@@ -45,6 +68,7 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
         "fanout": fanout.run,
         "hub": hub.run,
         "bus": bus.run,
+        "fleet_latency": fleet_latency.run,
         "footprint": footprint.run,
     }
 

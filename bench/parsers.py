@@ -283,6 +283,23 @@ def _precompiled(patterns: list[str]) -> Callable[[Iterable[str]], None]:
     return work
 
 
+def _precompiled_linear(milestones: MilestoneSet) -> Callable[[Iterable[str]], None]:
+    """The same loop, each pattern on the engine MilestoneSet gives it (issue 18: RE2 for a
+    pattern Python's engine could take polynomial time on), without the guards."""
+    compiled = [
+        (compile_linear(m.pattern) if engine == "re2" else re.compile(m.pattern)).search
+        for m, engine in zip(milestones.milestones, milestones.engines, strict=True)
+    ]
+
+    def work(lines: Iterable[str]) -> None:
+        for line in lines:
+            for search in compiled:
+                if search(line):
+                    break
+
+    return work
+
+
 def _required_literal(pattern: str) -> str:
     """The longest run of plain characters every match of ``pattern`` must contain ('' if
     none): the top-level sequence's literals, case-sensitive patterns only."""
@@ -350,6 +367,7 @@ def bench_milestones(
                 match(line)
 
         precompiled = _precompiled(patterns)
+        linear = _precompiled_linear(milestones)
         guarded = _literal_guarded(patterns)
         seed_search = _seed_search(patterns)
         seed_compile = _seed_compile(patterns)
@@ -380,6 +398,14 @@ def bench_milestones(
                     partial(precompiled, lines),
                     runs,
                 ),
+                rate_runs(
+                    "loop over precompiled patterns, each on its linear-time engine (RE2 "
+                    f"for {milestones.engines.count('re2')} of {size})",
+                    unit,
+                    n,
+                    partial(linear, lines),
+                    runs,
+                ),
                 rate_runs("MilestoneSet.match alone", unit, n, match_only, runs),
                 rate_runs(
                     "per-pattern literal 'in' guard before each search",
@@ -395,6 +421,22 @@ def bench_milestones(
             ),
         )
         comparisons.append(comparison)
+        if size == 4:
+            # The issue's target for a small set (it was not a row before): the whole tracker,
+            # events included, at least as fast as the plain loop over precompiled patterns.
+            targets.append(
+                Target(
+                    "milestones (4): LogProgress at least the precompiled loop's speed",
+                    comparison.ratio(comparison.baselines[2]),
+                    1.0,
+                    "x the loop's lines/s",
+                    at_least=True,
+                    note=(
+                        f"{comparison.ratio(comparison.baselines[3]):.2f}x the same loop with "
+                        "each pattern on its linear-time engine"
+                    ),
+                )
+            )
         if size == 50:
             subject_rate = comparison.subject.median
             targets.append(

@@ -307,15 +307,18 @@ def analysis(families: list[Family]) -> list[str]:
             f"against {_number(floor)} for `json.loads` alone "
             f"({floor / pull_subject:.2f}x its time); the tracker alone, on pre-decoded "
             f"messages, reads {_number(tracker_alone)} messages/s. Decoding is at the "
-            '`json.loads` floor already (a line that starts with `{"` goes straight to the '
-            "JSON decoder, without `json.loads`'s encoding detection), and byte-only messages "
-            "take a short path with no event (one `TaskEvent` per 50 ms at most). What is left "
-            "is the tracker's own Python per message (the top of this run's profile: "
-            f"{top}) and the events of the messages that change a layer's state. What would "
-            "close the rest: a `feed_many(messages)` that runs the per-message loop inside the "
-            "tracker (one Python call per chunk instead of three per message), or a compiled "
-            "fast path for `Downloading`. The engine sends at most a few hundred messages a "
-            "second, so the tracker already has about 100 times the speed a pull needs.",
+            '`json.loads` floor (a line that starts with `{"` goes straight to the JSON '
+            "scanner, without `json.loads`'s encoding detection), a chunk of one whole line "
+            "(the engine's every chunk) is decoded without splitting or buffering, and "
+            "byte-only messages take a short path with no event (one `TaskEvent` per 50 ms at "
+            "most) whose counts are read without helper calls. Issue 16's profile showed the "
+            "rest: Python per message and the events of the messages that change a layer's "
+            "state, each event then built through the frozen dataclass's constructor because "
+            "`TaskEvent` had gained a `node` field its fast path did not list; `Task.snapshot` "
+            "now fills a plain twin of the event's slots and switches its class, a quarter of "
+            f"the work. Top of this run's profile: {top}. The engine sends at most a few "
+            "hundred messages a second, so the tracker has about 100 times the speed a pull "
+            "needs.",
             "",
         ]
     ms50 = m("LogProgress.feed_line, 50")
@@ -344,18 +347,24 @@ def analysis(families: list[Family]) -> list[str]:
             + ". The faithful seed baseline recompiles every pattern for every line as Go's "
             "`regexp.Compile` did (in Python: with `re`'s cache purged); the "
             "`re.search(pattern, line)` reading hits that cache and is nearly the precompiled "
-            "loop (both are in the table). The set is fast because most lines run no pattern "
-            "at all: each pattern has a guard, plain text that every match must contain "
-            "(read from the parsed pattern at load), and one scan for all guards "
-            "(`core/prefilter.py`) leaves only the patterns whose guard is in the line, still "
-            "tried in declared order. 500k lines/s leaves 2 microseconds per line; the top of "
-            f"this run's profile is {top}: the guard scan, the few lines that pass it, "
-            "LogProgress's own per-line work and the events of the lines that match share the "
-            "time about equally, each near a microsecond of CPython calls. What would close "
-            "it: take a chunk of lines at once (one guard scan over the joined chunk to find "
-            "the candidate lines, no Python call for the others) and coalesce the events of "
-            "matches that come within a few milliseconds. A service writes at most thousands "
-            "of lines a second, so the follower has ample headroom already.",
+            "loop (both are in the table). Most lines run no pattern at all: each pattern has "
+            "a guard, plain text every match contains (read from the parsed pattern at load); "
+            "with up to 8 guards a line is screened by one `in` test per guard, with more by "
+            "one regex scan for all of them (`core/prefilter.py`), and only the milestones "
+            "whose guard is in the line are tried, in declared order. What changed it in issue "
+            "16: the screen by `in` for small sets, `LogProgress.feed_line`'s path for a "
+            "running task fed text (the clock read only on a match), the set's fixed levels "
+            "computed once instead of per tracker, matches and events filled through their "
+            "slots. With 4 milestones the plain loop over precompiled patterns still reads "
+            "more lines a second: the checkpoint pattern (`.*distance=(?P<value>...)`, "
+            "polynomial for Python's engine) runs on RE2 (issue 18), which finds a match and "
+            "its value several times slower than `re` (the engines table: "
+            f"{_number(m('RE2 (core/linear.py)'))} against {_number(m('Python re, every'))} "
+            "searches/s), and each match is an event (9 of the log's 80 lines); the same loop "
+            "with each pattern on its linear-time engine is in the table. Top of this run's "
+            "profile (50 milestones): "
+            f"{top}. A service writes at most thousands of lines a second, so the follower has "
+            "ample headroom.",
             "",
         ]
     tty = m("TtyParser")
@@ -391,7 +400,10 @@ def analysis(families: list[Family]) -> list[str]:
             "the latest of each row, at most once per 50 ms of the injected clock (and at an "
             "erased row, at EOF and when output pauses), which keeps the events independent "
             "of read boundaries; a held frame is dropped only when the same bar is redrawn on "
-            "its row. What is left per frame is a few dictionary operations and a clock read "
+            "its row. A row that holds a bar file's guard runs that file's pattern only when "
+            "it also holds every other literal the pattern requires (read from the parsed "
+            "pattern: a rich percentage row no longer runs the rich download patterns). What is "
+            "left per frame is a few dictionary operations and a clock read "
             "(about 0.6 us against 2-3 us of parsing); below that, a parser that hands out "
             "only the last frame of each row per read.",
             "",
@@ -523,6 +535,48 @@ def analysis(families: list[Family]) -> list[str]:
             "its mailbox holds one pending message per task (coalescing) and its sender blocks "
             "on the socket, so the server's RSS moved by "
             f"{_number(m('server RSS growth'))} MB over the window.",
+            "",
+        ]
+    bus_rate = m("events/s delivered through the bus")
+    if not math.isnan(bus_rate):
+        out += [
+            f"**Bus ({verdict('bus delivers')}).** Three node processes publishing through "
+            f"Redis into one replica's hub delivered {_number(bus_rate)} events/s, every event "
+            "through Redis and every final state in the hub, against "
+            f"{_number(m('json.dumps + redis-py XADD'))} for the same events written with "
+            "`json.dumps` and pipelined `XADD` and read with `XREAD` and `json.loads` (which keep "
+            "no latest state, history or node times). Where the time went before (py-spy, "
+            "11-16 k events/s): a system call per `send` to wake the writer (a fifth of the "
+            "CPU), redis-py packing one script call per event, its pure-Python reply parser and "
+            "its dict per stream entry, and every event encoded again on the replica. Now a "
+            "publisher writes up to 1,000 events in one script call and wakes its writer only "
+            "when it sleeps; the replica reads replies with hiredis, as they come, and hands "
+            "each line to the hub as it was written (its fields and types checked).",
+            "",
+        ]
+    fleet_p99 = m("publish -> WebSocket client: p99")
+    if not math.isnan(fleet_p99):
+        page = _find(families, "publish -> page's WebSocket handler: p99")
+        dom = _find(families, "tqdm redraw -> text in the page's DOM: p99")
+        out += [
+            f"**Fleet latency ({verdict('fleet latency')}).** From an event made on one of "
+            "three nodes (an exec on each engine, a local run) to a WebSocket client of one of "
+            f"two replicas: p50 {_number(m('publish -> WebSocket client: p50'))} ms, p99 "
+            f"{_number(fleet_p99)} ms"
+            + (
+                f"; to the page's own socket handler in Chromium p99 {_number(page.median)} ms"
+                if page
+                else ""
+            )
+            + (
+                f", and a tqdm redraw to its text in the DOM p99 {_number(dom.median)} ms"
+                if dom
+                else ""
+            )
+            + ". The way is the node's publisher (woken at once when idle), one script call, "
+            "the replica's blocking XREAD, its hub and the per-client token bucket; the tail "
+            "is this 2-core machine running nodes, Redis, replicas, clients and the browser "
+            "at once.",
             "",
         ]
     return out

@@ -8,6 +8,9 @@ What ``up`` guarantees when it returns 0:
   storage in ``.testbed/registry``;
 - nginx answers on 127.0.0.1:$TESTBED_SLOW_PORT (default 5001), proxying that registry with
   ``limit_rate $TESTBED_RATE`` (default ``5m``, per connection, so per layer);
+- the same nginx serves ``.testbed/files/`` at ``/files/`` with the same rate: the files
+  the real tools download in the tests (a wheel index, an apt repository, npm tarballs, big
+  files; see testbed_files.py);
 - every fixture image of ``scripts/fixtures/images.json`` is in the registry
   (see testbed_images.py), and ``.testbed/state.json`` names them.
 
@@ -36,6 +39,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import testbed_files
 import testbed_images
 import testbed_modern
 import testbed_redis
@@ -153,6 +157,15 @@ def stop_pid(pidfile: Path, program: str, grace: float = 20.0) -> None:
 
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def files_answer(address: str, timeout: float = 2.0) -> bool:
+    """True if the front serves the files' manifest at the current version."""
+    try:
+        with _NO_PROXY.open(f"http://{address}/files/manifest.json", timeout=timeout) as response:
+            return bool(json.load(response).get("version") == testbed_files.VERSION)
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def registry_answers(address: str, timeout: float = 2.0) -> bool:
@@ -329,6 +342,8 @@ def nginx_config(cfg: Config) -> str:
     d = cfg.state_dir / "nginx"
     # proxy_buffering must stay on: with it off nginx applies no limit_rate at all.
     # proxy_max_temp_file_size 0 keeps the buffered body in memory, never in a temp file.
+    # /files/: testbed_files.py's files, at the same rate; pip wants its index pages as
+    # text/html, so the types are given (this config includes no mime.types).
     return f"""\
 daemon off;
 worker_processes 1;
@@ -353,6 +368,12 @@ http {{
             proxy_buffering on;
             proxy_max_temp_file_size 0;
             proxy_read_timeout 300s;
+            limit_rate {cfg.rate};
+        }}
+        location /files/ {{
+            alias {cfg.state_dir / "files"}/;
+            types {{ text/html html; application/json json; }}
+            default_type application/octet-stream;
             limit_rate {cfg.rate};
         }}
     }}
@@ -474,6 +495,7 @@ def write_state(cfg: Config, pids: dict[str, int | None]) -> dict[str, object]:
         "images": {
             key: f"{cfg.registry}/{spec['ref']}" for key, spec in testbed_images.specs().items()
         },
+        "files": f"http://{cfg.slow_registry}/files",
         "started_here": pids,
     }
     tmp = cfg.state_dir / "state.json.tmp"
@@ -490,6 +512,7 @@ def up(cfg: Config, skip_debian: bool) -> int:
         pids["registry"] = ensure_registry(cfg)
         pids["nginx"] = ensure_front(cfg)
         pids["redis"] = testbed_redis.ensure_redis(cfg.state_dir)
+        testbed_files.ensure_files(cfg.state_dir, say)
         testbed_images.ensure_all(cfg.registry, cfg.state_dir / "cache", skip_debian=skip_debian)
         if testbed_modern.enabled():
             modern = testbed_modern.from_env(cfg.state_dir)
@@ -543,6 +566,8 @@ def status(cfg: Config, as_json: bool) -> int:
         "slow_registry": registry_answers(cfg.slow_registry),
         "nginx_pid": pid_running(cfg.state_dir / "nginx-master.pid", "nginx"),
         "state_file": (cfg.state_dir / "state.json").exists(),
+        "files": f"http://{cfg.slow_registry}/files",
+        "files_served": files_answer(cfg.slow_registry),
         **testbed_redis.redis_status(cfg.state_dir),
         "images": {},
     }
@@ -568,7 +593,10 @@ def status(cfg: Config, as_json: bool) -> int:
     report["images"] = images
     report["remote"] = remote = testbed_remote.status(testbed_remote.from_env(cfg.state_dir))
     ok = (
-        all(report[k] for k in ("engine", "registry", "slow_registry", "state_file", "redis"))
+        all(
+            report[k]
+            for k in ("engine", "registry", "slow_registry", "files_served", "state_file", "redis")
+        )
         and all(v["registry"] for v in images.values())
         and modern_ok
         and (bool(remote["tcp"] and remote["ssh"]) or not classic_host().startswith("unix://"))
@@ -593,6 +621,7 @@ def status(cfg: Config, as_json: bool) -> int:
             f"slow registry  {cfg.slow_registry} {up_down(report['slow_registry'])}"
             f" ({who(report['nginx_pid'])}, limit_rate {cfg.rate})"
         )
+        print(f"files          {report['files']}/ {up_down(report['files_served'])}")
         if "modern_engine" in report:
             m = report["modern_engine"]
             assert isinstance(m, dict)

@@ -8,9 +8,12 @@ The images are described in ``scripts/fixtures/images.json``. Three kinds:
   one layer each). The files come from a seeded PRNG and carry a fixed mtime, so a rebuild
   gives the same bytes, and two images copying the same file on the same parent share the
   layer (the legacy builder's cache reuses it);
-- ``debootstrap``: a minbase Debian of the host's release with the listed packages, from
-  the mirror named in the host's own apt sources; the tarball is cached in
-  ``.testbed/cache`` so a second build is a ``docker import`` of it.
+- ``debootstrap``: a minbase Debian of the host's release with the listed packages (and
+  their dependencies; those of ``apt`` installed afterwards by apt-get chrooted into the new
+  system), from the mirror named in the host's own apt sources; the tarball is
+  cached in ``.testbed/cache`` so a second build is a ``docker import`` of it. ``tools``
+  (curl, wget, git, rsync, ffmpeg, pip, npm: the real tools whose bars dockprogress reads)
+  is one of these.
 
 An image already in the registry is skipped; a protected image (``"protected": true``,
 which tests must keep) is also pulled back from the registry when missing locally.
@@ -228,9 +231,39 @@ def host_mirror() -> tuple[str, str]:
 
 def _unmount_below(root: Path) -> None:
     """An interrupted debootstrap leaves /proc and /sys mounted inside its target."""
+    root = root.resolve()  # /proc/mounts names the real path (.testbed may be a symlink)
     mounts = [ln.split()[1] for ln in Path("/proc/mounts").read_text().splitlines()]
     for mountpoint in sorted((m for m in mounts if m.startswith(f"{root}/")), reverse=True):
         subprocess.run(["umount", "-l", mountpoint], check=False)
+
+
+def _apt_in_chroot(root: Path, packages: list[str]) -> None:
+    """Install ``packages`` into the new system with apt's own resolver, chrooted into it.
+
+    debootstrap's resolver does not follow virtual packages: npm's node-* dependencies
+    (``node-has``, ``node-color-support``, ...) are left out and npm stays unconfigured. The
+    package lists debootstrap fetched are used; no service may start (policy-rc.d).
+    """
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "LANG": "C.UTF-8",
+    }
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+    try:
+        subprocess.run(
+            ["chroot", str(root), *install],
+            check=True,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+    finally:
+        _unmount_below(root)
+        policy.unlink(missing_ok=True)
 
 
 def debootstrap_tarball(key: str, spec: dict[str, Any], work: Path) -> Path:
@@ -244,7 +277,8 @@ def debootstrap_tarball(key: str, spec: dict[str, Any], work: Path) -> Path:
     _unmount_below(root)
     shutil.rmtree(root, ignore_errors=True)
     t0 = time.monotonic()
-    say(f"debootstrap {release} with {','.join(spec['include'])} (about a minute)")
+    extra = f", then apt-get install {' '.join(spec['apt'])}" if spec.get("apt") else ""
+    say(f"debootstrap {release} with {','.join(spec['include'])}{extra} (a minute or more)")
     subprocess.run(
         [
             "debootstrap",
@@ -258,6 +292,8 @@ def debootstrap_tarball(key: str, spec: dict[str, Any], work: Path) -> Path:
         stdout=subprocess.DEVNULL,
     )
     _unmount_below(root)
+    if spec.get("apt"):
+        _apt_in_chroot(root, spec["apt"])
     for required in spec["check"]:
         if not (root / required.lstrip("/")).exists():
             raise SystemExit(f"testbed: {required} missing from the {key} rootfs")
@@ -295,34 +331,40 @@ def build_debootstrap(key: str, ref: str, spec: dict[str, Any], work: Path) -> N
 # ---------------------------------------------------------------- all of them
 
 
+def ensure_image(key: str, registry: str, work: Path) -> None:
+    """Make the fixture image ``key`` be in the registry (and, if protected, local too)."""
+    spec = specs()[key]
+    ref = f"{registry}/{spec['ref']}"
+    in_registry = registry_has(ref)
+    local = local_has(ref)
+    if in_registry and (local or not spec.get("protected")):
+        return
+    t0 = time.monotonic()
+    if in_registry:
+        say(f"{ref}: pulling back from the registry")
+        docker("pull", "--quiet", ref, quiet=True)
+        return
+    # Not in the registry: build it again unless it is a protected (debootstrap or base)
+    # image. A stale local copy of a layered image from an earlier bed would not share
+    # its layers with the ones built now (dp/shared:a and :b must).
+    if not local or not spec.get("protected"):
+        say(f"{ref}: building")
+        if spec["kind"] == "busybox":
+            build_busybox(ref, work)
+        elif spec["kind"] == "layers":
+            build_layers(ref, spec, registry, work)
+        elif spec["kind"] == "manyfiles":
+            build_manyfiles(ref, spec, work)
+        else:
+            build_debootstrap(key, ref, spec, work)
+    say(f"{ref}: pushing")
+    docker("push", ref, quiet=True)
+    say(f"{ref}: ready in {time.monotonic() - t0:.1f} s")
+
+
 def ensure_all(registry: str, work: Path, skip_debian: bool = False) -> None:
     work.mkdir(parents=True, exist_ok=True)
     for key, spec in specs().items():
         if skip_debian and spec["kind"] == "debootstrap":
             continue
-        ref = f"{registry}/{spec['ref']}"
-        in_registry = registry_has(ref)
-        local = local_has(ref)
-        if in_registry and (local or not spec.get("protected")):
-            continue
-        t0 = time.monotonic()
-        if in_registry:
-            say(f"{ref}: pulling back from the registry")
-            docker("pull", "--quiet", ref, quiet=True)
-            continue
-        # Not in the registry: build it again unless it is a protected (debootstrap or base)
-        # image. A stale local copy of a layered image from an earlier bed would not share
-        # its layers with the ones built now (dp/shared:a and :b must).
-        if not local or not spec.get("protected"):
-            say(f"{ref}: building")
-            if spec["kind"] == "busybox":
-                build_busybox(ref, work)
-            elif spec["kind"] == "layers":
-                build_layers(ref, spec, registry, work)
-            elif spec["kind"] == "manyfiles":
-                build_manyfiles(ref, spec, work)
-            else:
-                build_debootstrap(key, ref, spec, work)
-        say(f"{ref}: pushing")
-        docker("push", ref, quiet=True)
-        say(f"{ref}: ready in {time.monotonic() - t0:.1f} s")
+        ensure_image(key, registry, work)

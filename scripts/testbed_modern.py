@@ -44,7 +44,7 @@ SUITE = "trixie"  # Debian 13
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The fixture images every engine must hold (tests may never remove them).
-SHARED_IMAGES = ("base", "python", "postgres")
+SHARED_IMAGES = ("base", "python", "postgres", "tools")
 
 
 class SetupError(Exception):

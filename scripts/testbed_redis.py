@@ -8,6 +8,14 @@ that pid (after checking it still runs redis-server); ``redis_status`` reports.
 
 Two users: ``default`` without a password (the tests' plain URL) and ``dockprogress`` with
 the password ``testbed-secret`` (the tests of ACL credentials and of a wrong password).
+
+TLS: the same server also listens on 127.0.0.1:$TESTBED_REDIS_TLS_PORT (default 6391) for
+``rediss://``, with the bed's TLS material in ``<state_dir>/tls`` (made by
+``testbed_modern.ensure_tls`` when missing: a CA, and a server certificate for 127.0.0.1 and
+localhost that it signed). Client certificates are optional (``tls-auth-clients optional``):
+a client verifies the server with ``?ssl_ca_certs=<state_dir>/tls/ca.pem`` in its URL
+(:func:`tls_url`). A server started before this existed has no TLS port until it is
+restarted (``scripts/testbed down`` and ``up``; the AOF keeps its data).
 Standard library only, like the other testbed modules.
 """
 
@@ -18,11 +26,13 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
 PORT = int(os.environ.get("TESTBED_REDIS_PORT", "6390"))
+TLS_PORT = int(os.environ.get("TESTBED_REDIS_TLS_PORT", "6391"))
 USER, PASSWORD = "dockprogress", "testbed-secret"
 # Servers started by this process: kept so that Popen never warns that one still runs (it
 # is meant to outlive this script), and reaped by stop_redis.
@@ -34,6 +44,19 @@ def url(user: bool = False, port: int = PORT) -> str:
     """The bus URL of the bed's Redis (with the ACL user's credentials when ``user``)."""
     auth = f"{USER}:{PASSWORD}@" if user else ""
     return f"redis://{auth}127.0.0.1:{port}/0"
+
+
+def tls_url(
+    state_dir: Path, user: bool = True, port: int = TLS_PORT, ca: Path | None = None
+) -> str:
+    """The ``rediss://`` URL of the bed's Redis, verifying it with the bed's CA (or ``ca``)."""
+    auth = f"{USER}:{PASSWORD}@" if user else ""
+    ca = ca if ca is not None else tls_dir(state_dir) / "ca.pem"
+    return f"rediss://{auth}127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+
+
+def tls_dir(state_dir: Path) -> Path:
+    return state_dir / "tls"
 
 
 def _binary() -> str | None:
@@ -76,6 +99,37 @@ def answers(port: int = PORT, timeout: float = 1.0) -> bool:
         return False
 
 
+def tls_answers(state_dir: Path, port: int = TLS_PORT, timeout: float = 2.0) -> bool:
+    """True when Redis on 127.0.0.1:``port`` answers PING over TLS verified by the bed's CA."""
+    ca = tls_dir(state_dir) / "ca.pem"
+    if not ca.exists():
+        return False
+    try:
+        context = ssl.create_default_context(cafile=str(ca))
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+        ):
+            conn.sendall(b"PING\r\n")
+            return conn.recv(64).startswith(b"+PONG")
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def _ensure_tls(state_dir: Path) -> Path | None:
+    """The bed's TLS folder with a CA and a server certificate, made if missing; None without
+    openssl (the server then has no TLS port, and says so)."""
+    import testbed_modern  # the bed's one maker of TLS material (same folder as this module)
+
+    folder = tls_dir(state_dir)
+    try:
+        testbed_modern.ensure_tls(folder)
+    except testbed_modern.SetupError as exc:
+        print(f"testbed: redis without TLS: {exc}", flush=True)
+        return None
+    return folder
+
+
 def _pid(state_dir: Path) -> int | None:
     try:
         pid = int((state_dir / "redis.pid").read_text().strip())
@@ -85,11 +139,23 @@ def _pid(state_dir: Path) -> int | None:
     return pid if comm.startswith("redis-server") else None
 
 
-def _config(folder: Path, port: int) -> str:
+def _config(folder: Path, port: int, tls: Path | None = None, tls_port: int = TLS_PORT) -> str:
+    with_tls = (
+        [
+            f"tls-port {tls_port}",
+            f"tls-cert-file {tls / 'server-cert.pem'}",
+            f"tls-key-file {tls / 'server-key.pem'}",
+            f"tls-ca-cert-file {tls / 'ca.pem'}",
+            "tls-auth-clients optional",
+        ]
+        if tls is not None
+        else []
+    )
     return "\n".join(
         [
             "bind 127.0.0.1",
             f"port {port}",
+            *with_tls,
             "protected-mode yes",
             "daemonize no",
             f"dir {folder}",
@@ -111,13 +177,19 @@ def ensure_redis(state_dir: Path, port: int = PORT) -> int | None:
         _install()
     running = _pid(state_dir)
     if running is not None and answers(port):
-        return running
+        if port != PORT or tls_answers(state_dir) or _ensure_tls(state_dir) is None:
+            return running
+        # Started before the bed had TLS for Redis: restart it with the TLS port (the AOF
+        # keeps its data), so an existing bed picks the change up with one `up`.
+        print("testbed: redis-server has no TLS port yet: restarting it", flush=True)
+        stop_redis(state_dir)
     if answers(port):
         return None  # someone else's Redis on that port: use it as it is
     folder = state_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)
+    tls = _ensure_tls(state_dir)
     conf = folder / "redis.conf"
-    conf.write_text(_config(folder, port))
+    conf.write_text(_config(folder, port, tls, TLS_PORT))
     binary = _binary()
     assert binary is not None
     proc = subprocess.Popen(
@@ -137,7 +209,12 @@ def ensure_redis(state_dir: Path, port: int = PORT) -> int | None:
         if time.monotonic() > deadline:
             raise SystemExit(f"testbed: redis-server did not answer on {port}; see {folder}")
         time.sleep(0.05)
-    print(f"testbed: redis-server on 127.0.0.1:{port} (pid {proc.pid})", flush=True)
+    while tls is not None and not tls_answers(state_dir):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"testbed: redis-server's TLS port {TLS_PORT} did not answer")
+        time.sleep(0.05)
+    where = f"127.0.0.1:{port}" + (f" and TLS on {TLS_PORT}" if tls is not None else "")
+    print(f"testbed: redis-server on {where} (pid {proc.pid})", flush=True)
     return proc.pid
 
 
@@ -165,4 +242,10 @@ def stop_redis(state_dir: Path, grace: float = 10.0) -> None:
 
 
 def redis_status(state_dir: Path, port: int = PORT) -> dict[str, object]:
-    return {"redis": answers(port), "redis_pid": _pid(state_dir), "redis_port": port}
+    return {
+        "redis": answers(port),
+        "redis_pid": _pid(state_dir),
+        "redis_port": port,
+        "redis_tls": tls_answers(state_dir),
+        "redis_tls_port": TLS_PORT,
+    }

@@ -6,7 +6,10 @@ Fixtures other test files rely on (keep these names):
   not up, ``scripts/testbed up`` is run once. Attributes: ``registry`` ("127.0.0.1:5000"),
   ``slow_registry`` ("127.0.0.1:5001", bandwidth-limited), ``rate`` (nginx limit, "5m"),
   image refs on the fast registry ``base``, ``layers``, ``shared_a``, ``shared_b``,
-  ``python``, ``postgres``, and :meth:`Testbed.slow` to name an image on the slow front.
+  ``python``, ``postgres``, ``tools`` (curl, wget, git, rsync, ffmpeg, pip, npm, apt), and
+  :meth:`Testbed.slow` to name an image on the slow front; ``files`` is the URL where the
+  slow front serves the files those tools download (``files + "/manifest.json"`` lists them
+  with their sizes, see scripts/testbed_files.py).
 - ``docker_client`` (session): a ``docker.DockerClient`` for the bed's engine.
 - ``remove_image`` (function): ``remove_image(ref)`` removes that image with every tag it
   has (the :5000 and :5001 names alike), so the next pull downloads it again.
@@ -44,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("TESTBED_DIR", REPO / ".testbed"))
 TESTBED = REPO / "scripts" / "testbed"
 # Tests must leave these tagged locally: other engineers' tests and `make demo` use them.
-PROTECTED = ("dp/base:", "dp/python:", "dp/postgres:")
+PROTECTED = ("dp/base:", "dp/python:", "dp/postgres:", "dp/tools:")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ class Testbed:
     docker_host: str
     images: dict[str, str] = field(repr=False)
     engines: dict[str, Engine] = field(default_factory=dict, repr=False)
+    files: str = ""  # http://127.0.0.1:5001/files: the front's files (scripts/testbed_files.py)
 
     @property
     def base(self) -> str:
@@ -98,6 +102,11 @@ class Testbed:
     @property
     def postgres(self) -> str:
         return self.images["postgres"]
+
+    @property
+    def tools(self) -> str:
+        """Debian with curl, wget, git, rsync, ffmpeg, python3-pip, npm (and apt)."""
+        return self.images["tools"]
 
     def slow(self, ref: str) -> str:
         """The same image named on the bandwidth-limited front: pulls take seconds."""
@@ -128,6 +137,7 @@ def _read_state() -> Testbed | None:
         rate=state["rate"],
         docker_host=state["docker_host"],
         images=dict(state["images"]),
+        files=state.get("files", f"http://{state['slow_registry']}/files"),
         engines={
             name: Engine(
                 name=name,

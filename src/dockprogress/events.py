@@ -96,8 +96,14 @@ class TaskEvent:
     def terminal(self) -> bool:
         return self.state.terminal
 
-    def to_dict(self) -> dict[str, Any]:
-        """The event as the JSON-ready mapping of the event-line contract."""
+    def to_dict(self, *, node: str | None = None) -> dict[str, Any]:
+        """The event as the JSON-ready mapping of the event-line contract.
+
+        ``node``, when given, is written instead of the event's own (a bus publisher stamps
+        its events with its node this way, without copying them).
+        """
+        if node is None:
+            node = self.node if self.node is not None else default_node()
         return {
             "ts": round(self.ts, 6),
             "task": self.task,
@@ -114,12 +120,12 @@ class TaskEvent:
             "error": self.error,
             "detail": dict(self.detail),
             "priority": self.priority,
-            "node": self.node if self.node is not None else default_node(),
+            "node": node,
         }
 
-    def to_json(self) -> str:
-        """One event line, without the trailing newline."""
-        return _ENCODE(self.to_dict())
+    def to_json(self, *, node: str | None = None) -> str:
+        """One event line, without the trailing newline (``node`` as for :meth:`to_dict`)."""
+        return _ENCODE(self.to_dict(node=node))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskEvent:
@@ -131,27 +137,42 @@ class TaskEvent:
         percent = data.get("percent")
         speed = data.get("speed")
         eta = data.get("eta")
-        detail = data.get("detail") or {}
-        if not isinstance(detail, Mapping):
+        detail = data.get("detail") or EMPTY_DETAIL
+        if type(detail) is not dict and not isinstance(detail, Mapping):
             raise ValueError("detail must be an object")
-        return cls(
-            ts=float(data["ts"]),
-            task=str(data["task"]),
-            operation=Operation(data["operation"]),
-            kind=Kind(data["kind"]),
-            state=State(data["state"]),
-            current=float(data["current"]),
-            total=None if total is None else float(total),
-            percent=None if percent is None else float(percent),
-            description=str(data.get("description") or ""),
-            phase=None if data.get("phase") is None else str(data["phase"]),
-            speed=None if speed is None else float(speed),
-            eta=None if eta is None else float(eta),
-            error=None if data.get("error") is None else str(data["error"]),
-            detail=MappingProxyType(dict(detail)),
-            priority=int(data.get("priority") or 0),
-            node=None if data.get("node") is None else str(data["node"]),
+        # Dict lookups (a TypeError for an unhashable value): calling an enum class costs more.
+        operation = _OPERATIONS.get(data["operation"])
+        kind = _KINDS.get(data["kind"])
+        state = _STATES.get(data["state"])
+        if operation is None or kind is None or state is None:
+            raise ValueError(
+                f"not an event: operation {data['operation']!r}, kind {data['kind']!r}, "
+                f"state {data['state']!r}"
+            )
+        return cls(  # positionally, in field order: keywords cost a third more
+            float(data["ts"]),
+            str(data["task"]),
+            operation,
+            kind,
+            state,
+            float(data["current"]),
+            None if total is None else float(total),
+            None if percent is None else float(percent),
+            str(data.get("description") or ""),
+            None if data.get("phase") is None else str(data["phase"]),
+            None if speed is None else float(speed),
+            None if eta is None else float(eta),
+            None if data.get("error") is None else str(data["error"]),
+            EMPTY_DETAIL if detail is EMPTY_DETAIL else MappingProxyType(dict(detail)),
+            int(data.get("priority") or 0),
+            None if data.get("node") is None else str(data["node"]),
         )
+
+
+# The enums by value, for from_dict.
+_OPERATIONS: dict[Any, Operation] = {member.value: member for member in Operation}
+_KINDS: dict[Any, Kind] = {member.value: member for member in Kind}
+_STATES: dict[Any, State] = {member.value: member for member in State}
 
 
 # One encoder for every event line (json.dumps would build a new one per call).

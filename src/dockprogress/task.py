@@ -37,14 +37,18 @@ class _Unset:
 
 
 _UNSET: Final = _Unset()
+_NUMBERS: Final = (float, int)
 _RUNNING: Final = State.RUNNING
 _PENDING: Final = State.PENDING
 
 # TaskEvent is a frozen, slotted dataclass: its generated __init__ stores each of its fields
-# through object.__setattr__, which is half the cost of an event. snapshot() fills the slots
-# through their descriptors instead: the same object, for half the work (TaskEvent has no
-# __post_init__ to skip). If TaskEvent's fields ever differ from this list, it falls back to
-# the constructor (tests/perf/test_equivalence.py compares the two).
+# through object.__setattr__, which is most of the cost of an event. snapshot() fills the
+# same slots of a plain twin class instead (an attribute store each) and then makes the
+# object a TaskEvent, which Python allows between classes of identical slots: the same
+# object as the constructor builds, for a quarter of the work (TaskEvent has no
+# __post_init__ to skip). If TaskEvent's fields ever differ from this list, or the class
+# switch is refused, it falls back to the constructor (tests/perf/test_equivalence.py
+# compares the two, and fails if the fallback is in use).
 _EVENT_FIELDS: Final = (
     "ts",
     "task",
@@ -61,33 +65,32 @@ _EVENT_FIELDS: Final = (
     "error",
     "detail",
     "priority",
+    "node",
 )
-_DIRECT_EVENTS: Final = tuple(
-    f.name for f in dataclasses.fields(TaskEvent)
-) == _EVENT_FIELDS and not hasattr(TaskEvent, "__post_init__")
-_new_event: Final = object.__new__
-_SETTERS: Final[tuple[Any, ...]] = (
-    tuple(TaskEvent.__dict__[name].__set__ for name in _EVENT_FIELDS)
-    if _DIRECT_EVENTS
-    else (None,) * len(_EVENT_FIELDS)
-)
-(
-    _set_ts,
-    _set_task,
-    _set_operation,
-    _set_kind,
-    _set_state,
-    _set_current,
-    _set_total,
-    _set_percent,
-    _set_description,
-    _set_phase,
-    _set_speed,
-    _set_eta,
-    _set_error,
-    _set_detail,
-    _set_priority,
-) = _SETTERS
+
+
+class _EventSlots:
+    """TaskEvent's slots without its frozen ``__setattr__`` (see above)."""
+
+    __slots__ = _EVENT_FIELDS
+
+
+def _direct_events() -> bool:
+    if tuple(f.name for f in dataclasses.fields(TaskEvent)) != _EVENT_FIELDS:
+        return False
+    if getattr(TaskEvent, "__slots__", None) != _EVENT_FIELDS:
+        return False
+    if hasattr(TaskEvent, "__post_init__"):
+        return False
+    probe: Any = _EventSlots()
+    try:
+        probe.__class__ = TaskEvent
+    except TypeError:  # layouts differ after all
+        return False
+    return True
+
+
+_DIRECT_EVENTS: Final = _direct_events()
 
 
 class RateWindow:
@@ -203,23 +206,25 @@ class Task:
         """The task as it is now."""
         if _DIRECT_EVENTS:
             running = self.state is _RUNNING
-            event = _new_event(TaskEvent)
-            _set_ts(event, self._clock())
-            _set_task(event, self.task_id)
-            _set_operation(event, self.operation)
-            _set_kind(event, self.kind)
-            _set_state(event, self.state)
-            _set_current(event, self.current)
-            _set_total(event, self.total)
-            _set_percent(event, self.percent)
-            _set_description(event, self.description)
-            _set_phase(event, self.phase)
-            _set_speed(event, self._speed if running else None)
-            _set_eta(event, self._eta if running else None)
-            _set_error(event, self.error)
-            _set_detail(event, self.detail)
-            _set_priority(event, self.priority)
-            return event
+            event: Any = _EventSlots()
+            event.ts = self._clock()
+            event.task = self.task_id
+            event.operation = self.operation
+            event.kind = self.kind
+            event.state = self.state
+            event.current = self.current
+            event.total = self.total
+            event.percent = self.percent
+            event.description = self.description
+            event.phase = self.phase
+            event.speed = self._speed if running else None
+            event.eta = self._eta if running else None
+            event.error = self.error
+            event.detail = self.detail
+            event.priority = self.priority
+            event.node = None
+            event.__class__ = TaskEvent
+            return event  # type: ignore[no-any-return]
         return TaskEvent(
             ts=self._clock(),
             task=self.task_id,
@@ -271,10 +276,10 @@ class Task:
             current = None
         if percent is not None and not isfinite(percent):
             percent = None
-        if isinstance(total, float | int) and (not isfinite(total) or total < 0):
+        if isinstance(total, _NUMBERS) and (not isfinite(total) or total < 0):
             total = _UNSET
         explicit = not isinstance(eta, _Unset)
-        if explicit and isinstance(eta, float | int) and not isfinite(eta):
+        if explicit and isinstance(eta, _NUMBERS) and not isfinite(eta):
             eta = None
         if state is _PENDING:
             self.state = _RUNNING
@@ -291,7 +296,13 @@ class Task:
             self.phase = phase
         if detail is not None:
             self.detail = MappingProxyType(dict(detail))
-        self._set_percent(percent, ceiling=MAX_RUNNING_PERCENT)
+        # The tracker's percent, else current/total: held monotonic and below 100.
+        if percent is None and self.total:
+            percent = 100.0 * self.current / self.total
+        if percent is not None:
+            percent = min(max(percent, 0.0), MAX_RUNNING_PERCENT)
+            if self.percent is None or percent > self.percent:
+                self.percent = percent
         self._sample(None if isinstance(eta, _Unset) else eta, explicit=explicit)
         return self.snapshot()
 
@@ -347,26 +358,22 @@ class Task:
         self._eta = None
         return self.snapshot()
 
-    def _set_percent(self, percent: float | None, *, ceiling: float) -> None:
-        if percent is None and self.total:
-            percent = 100.0 * self.current / self.total
-        if percent is None:
-            return
-        percent = min(max(percent, 0.0), ceiling)
-        if self.percent is None or percent > self.percent:
-            self.percent = percent
-
     def _sample(self, eta: float | None, *, explicit: bool) -> None:
         """The one place speed and ETA are computed."""
         now = self._clock()
         rate = self._rate
         rate.add(now, self.current)
         # The window only changes here: snapshot() reads the speed kept from this sample.
-        self._speed = speed = rate.speed()
+        speed = rate.speed()
+        if speed is not None and not isfinite(speed):
+            speed = None  # a huge step over a tiny time: too fast to tell, not infinite
+        self._speed = speed
         if explicit:
             self._eta = None if eta is None else max(eta, 0.0)
             return
         if self.total is not None and speed is not None and speed > 0:
-            self._eta = max(self.total - self.current, 0.0) / speed
+            eta = max(self.total - self.current, 0.0) / speed
+            # (a denormal speed overflows the division: no estimate, rather than infinity)
+            self._eta = eta if isfinite(eta) else None
         else:
             self._eta = None

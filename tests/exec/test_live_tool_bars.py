@@ -56,10 +56,6 @@ def container(testbed: Any, docker_client: Any) -> Iterator[Any]:
 
 @pytest.mark.engine
 @pytest.mark.usefixtures("on_engine")  # the CLI below talks to the engine the container is on
-@pytest.mark.xfail(
-    reason="binary base not always proven live since frame coalescing (seen 02:58, to fix)",
-    strict=False,
-)
 def test_exec_tqdm_binary_bytes_in_a_container(container: Any) -> None:
     code, events, err = _cli(
         "exec", container.name, "--progress", "json", "--", "python3", "-c", DEMO.read_text(), "hf"
@@ -68,8 +64,17 @@ def test_exec_tqdm_binary_bytes_in_a_container(container: Any) -> None:
     assert events[-1]["state"] == "done"
     assert {e["kind"] for e in events} == {"download"}
     assert len(set(_live_percents(events))) >= 3
-    # 3.2 GiB (3435973837 bytes) shown as "3.20G": found binary within the display's precision
-    assert events[-1]["total"] == pytest.approx(3_435_973_837, rel=0.002)
+    # 3.2 GiB (3435973837 bytes) is shown as "3.20G" whatever tqdm's unit_divisor: only a
+    # frame drawn while 999.5-1024 MiB were done ("0.98G"), or a percentage one base alone
+    # agrees with, proves 1024. tqdm draws every 0.1 s, so a live run may show no such
+    # frame (the recording demo_hf.bin has one, and test_tool_bars.py proves the base is then
+    # found). Unproven, the total is the decimal reading, marked approximate: never more
+    # precise than the text.
+    final = events[-1]
+    assert final["detail"].get("approximate") is True
+    binary_reading = final["total"] == pytest.approx(3_435_973_837, rel=0.002)
+    decimal_reading = final["total"] == pytest.approx(3_200_000_000, rel=0.002)
+    assert binary_reading or decimal_reading, final["total"]
     assert events[-1]["current"] == events[-1]["total"]
 
 

@@ -97,9 +97,6 @@ def test_our_client_closes_the_socket_of_every_failed_connect(tmp_path: Path, no
 
 
 @pytest.mark.engine
-@pytest.mark.xfail(
-    reason="unraisable socket warnings on a fresh clone (seen 02:58, to fix)", strict=False
-)
 def test_the_log_follower_leaks_no_socket_while_the_engine_is_down(
     docker_client: docker.DockerClient,
     testbed: object,

@@ -42,8 +42,17 @@ class SocketProxy:
                 client.close()
                 continue
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            upstream.connect(self.upstream)
+            try:
+                upstream.connect(self.upstream)
+            except OSError:
+                client.close()
+                upstream.close()
+                continue
             with self._lock:
+                if self._closed:  # close() ran while this one was being accepted
+                    client.close()
+                    upstream.close()
+                    return
                 self._open += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
@@ -75,6 +84,7 @@ class SocketProxy:
         self.cut()
 
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
         self._server.close()
         self.cut()

@@ -226,9 +226,11 @@ def test_stall_warning_set_once_and_cleared_by_a_match() -> None:
     assert "warning" not in cleared.detail
 
 
-def replay(profile: Profile | None) -> tuple[list[TaskEvent], LogProgress]:
+def replay(
+    profile: Profile | None, recording: bytes = POSTGRES
+) -> tuple[list[TaskEvent], LogProgress]:
     """The recording in time order, with a tick every 0.25 s between lines."""
-    lines = lines_of(POSTGRES)
+    lines = lines_of(recording)
     start = lines[0].ts or 0.0
     now = {"t": start}
     tracker = LogProgress(milestones(), profile=profile, started_at=start, clock=lambda: now["t"])
@@ -266,6 +268,29 @@ def test_calibrated_second_run_tracks_time_and_has_an_eta() -> None:
     assert max_gap(second) < max_gap(first)
     # same run replayed: calibrated progress follows elapsed time within a few points
     assert max_gap(second) < 5.0
+
+
+def test_more_checkpoints_than_the_learned_run_had_do_not_jump_to_a_later_phase() -> None:
+    # Learned from a small load (few checkpoints while loading, more during the primary
+    # keys), followed on a larger one: its n-th checkpoint while loading must not be put
+    # where the small run's n-th checkpoint was (after the vacuum, near the end).
+    small = (FIXTURES / "postgres-load-s20.frames").read_bytes()
+    large = (FIXTURES / "postgres-load-s80.frames").read_bytes()
+    _, tracker = replay(None, small)
+    assert tracker.run_record is not None
+    profile = Profile("postgres-load").with_run(tracker.run_record)
+    marks = dict(profile.marks())
+    small_loads = sum(
+        1 for k, v in marks.items() if k.startswith("loading#") and v < marks["vacuuming"]
+    )
+    events, _ = replay(profile, large)
+    loading = [e for e in events if e.phase == "loading"]
+    assert len(loading) > small_loads  # the case is in the recordings
+    vacuum = 100 * marks["vacuuming"]
+    assert max(e.percent or 0 for e in loading) < vacuum
+    percents = [e.percent for e in events]
+    assert percents == sorted(percents)
+    assert events[-1].percent == 100
 
 
 def test_a_checkpoint_after_a_later_phase_does_not_rename_the_phase_back() -> None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dockprogress import task as task_module
+from dockprogress.core import milestones as milestones_module
 from dockprogress.core import tty
+from dockprogress.core.execprogress import default_recognisers
 from dockprogress.core.jsonlines import JsonLinesDecoder
-from dockprogress.core.milestones import DYNAMIC, MilestoneSet
-from dockprogress.core.prefilter import GuardSet
+from dockprogress.core.milestones import DYNAMIC, MilestoneMatch, MilestoneSet
+from dockprogress.core.prefilter import GuardSet, required_literals
 from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Task
 
@@ -157,10 +161,27 @@ def test_json_lines_decoder_gives_what_json_loads_gives(lines: list[bytes]) -> N
     ]
     # (compared as JSON text: NaN, which json.loads accepts, is not equal to itself)
     assert json.dumps(got, sort_keys=True) == json.dumps(wanted, sort_keys=True)
+    # One line per chunk, as the engine sends them (the decoder's short path), and a
+    # leftover line in the buffer, then one line per chunk (the general path).
+    one_by_one = JsonLinesDecoder()
+    got = [value for line in lines for value in one_by_one.decode(line + b"\n")]
+    assert json.dumps(got, sort_keys=True) == json.dumps(wanted, sort_keys=True)
+    assert (one_by_one.lines, one_by_one.junk) == (decoder.lines, decoder.junk)
+    split = JsonLinesDecoder()
+    got = split.decode(b"\n".join(lines)[:1])
+    got += [
+        value for line in [b"\n".join(lines)[1:], *lines] for value in split.decode(line + b"\n")
+    ]
+    both = [v for v in (_loads_or_none(x.strip()) for x in lines if x.strip()) if v is not None]
+    assert json.dumps(got, sort_keys=True) == json.dumps(wanted + both, sort_keys=True)
 
 
 _PATTERN_POOL = [
     r"checkpoint complete: wrote \d+ buffers",
+    r"wrote (?P<value>\d+)",
+    r"buffers$",
+    r"^restartpoint",
+    r"complete: (?:wrote|read)",
     r"(?:checkpoint|restartpoint) complete: wrote \d+ buffers.*distance=(?P<value>\d+) kB",
     r"^ready",
     r"ready$",
@@ -204,18 +225,31 @@ _LINE_PIECES += [
 
 @settings(max_examples=300, deadline=None)
 @given(
-    patterns=st.lists(st.sampled_from(_PATTERN_POOL), min_size=1, max_size=8, unique=True),
+    patterns=st.lists(
+        st.sampled_from(_PATTERN_POOL), min_size=1, max_size=len(_PATTERN_POOL), unique=True
+    ),
     lines=st.lists(st.lists(st.sampled_from(_LINE_PIECES), max_size=8).map("".join), max_size=8),
 )
 def test_milestone_prefilter_picks_what_the_plain_loop_picks(
     patterns: list[str], lines: list[str]
 ) -> None:
+    # (up to 8 patterns that all have a guard take the few-guards screen, others the trie)
     milestones = MilestoneSet([(p, DYNAMIC if "value" in p else 50.0) for p in patterns])
     compiled = [re.compile(p) for p in patterns]
     for line in lines:
         found = milestones.match(line)
         wanted = next((i for i, regex in enumerate(compiled) if regex.search(line)), None)
         assert (found.index if found is not None else None) == wanted, (patterns, line)
+        if found is not None:  # built through the slots: what the constructor builds
+            built = MilestoneMatch(found.index, found.milestone, found.name, line, found.value)
+            assert type(found) is MilestoneMatch
+            assert found == built
+            value = compiled[found.index].search(line).groupdict().get("value")  # type: ignore[union-attr]
+            assert found.value == (None if value is None else float(value))
+
+
+def test_milestone_matches_take_the_direct_path() -> None:
+    assert milestones_module._DIRECT_MATCH
 
 
 @settings(max_examples=300, deadline=None)
@@ -227,3 +261,48 @@ def test_guard_set_finds_exactly_the_guards_in_a_line(words: list[str], line: st
     guards = GuardSet(words)
     assert guards.present(line) == {w for w in words if w in line}
     assert (guards.search(line) is not None) == any(w in line for w in words)
+
+
+def test_task_events_take_the_direct_path() -> None:
+    """``Task.snapshot`` fills ``TaskEvent``'s slots directly only while its field list is
+    ``TaskEvent``'s: a field added to the event (``node`` once was) must be added there too,
+    or every event of every tracker silently goes through the slower constructor."""
+    assert task_module._DIRECT_EVENTS
+    event = Task("t", Operation.PULL, Kind.DOWNLOAD, clock=_Clock()).snapshot()
+    assert event.node is None
+    assert event == TaskEvent(**{f.name: getattr(event, f.name) for f in dataclasses.fields(event)})
+
+
+_BAR_PATTERNS = [spec.regex.pattern for spec in default_recognisers().specs] + [
+    r"(?i:abc)def",
+    r"a(?:bc)+d(?:ef)?g",
+    r"x(?=yz)y",
+    r"(?:p|q)r{2,}s",
+]
+_BAR_PIECES = ["abc", "ABC", "def", "bc", "d", "g", "ef", "xyz", "y", "pr", "rr", "s", "%", "/"]
+# The rows of every recorded tool output: what the shipped bar patterns meet in practice.
+_BAR_ROWS = sorted(
+    {
+        frame.text
+        for path in sorted((Path(__file__).parents[1] / "fixtures" / "tty").glob("*.bin"))
+        for frame in [*tty.TtyParser().feed(path.read_bytes())]
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pattern=st.sampled_from(_PATTERN_POOL + _BAR_PATTERNS),
+    lines=st.lists(
+        st.lists(st.sampled_from(_LINE_PIECES + _BAR_PIECES), max_size=10).map("".join),
+        max_size=8,
+    ),
+)
+def test_required_literals_are_in_every_line_that_matches(pattern: str, lines: list[str]) -> None:
+    """The bar files' test before the regex (every required literal ``in`` the row) never
+    turns away a row the pattern matches."""
+    required = required_literals(pattern)
+    regex = re.compile(pattern)
+    for line in [*lines, *_BAR_ROWS]:
+        if regex.search(line) is not None:
+            assert all(word in line for word in required), (pattern, line, required)

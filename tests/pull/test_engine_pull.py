@@ -92,9 +92,6 @@ def test_fresh_pull_has_the_manifest_total_before_any_byte(
     assert done.detail["counts"] == {"present": len(present), "complete": len(sizes) - len(present)}
 
 
-@pytest.mark.xfail(
-    reason="fails on a fresh clone: dp/shared:a not local there (seen 02:58, to fix)", strict=False
-)
 def test_shared_base_layers_are_excluded_from_the_total(
     testbed: Bed,
     remove_image: Callable[[str], None],

@@ -65,6 +65,14 @@ def test_line_cap_is_an_error_not_a_wait() -> None:
         decoder.decode(b"x")
     with pytest.raises(StreamError):
         JsonLinesDecoder(max_line=8).decode(b'{"long": 12345}\n')
+    # A chunk of one whole line (the decoder's short path): the cap counts the line without
+    # its newline, as for a line split out of a longer chunk.
+    line = b'{"k": "' + b"v" * 55 + b'"}'
+    assert len(line) == 64
+    assert JsonLinesDecoder(max_line=64).decode(line + b"\n") == [{"k": "v" * 55}]
+    assert JsonLinesDecoder(max_line=64).decode(b"\n" + line + b"\n") == [{"k": "v" * 55}]
+    with pytest.raises(StreamError, match="longer than 63 bytes"):
+        JsonLinesDecoder(max_line=63).decode(line + b"\n")
 
 
 def test_recorded_manifest_sums_layer_sizes() -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from typing import TYPE_CHECKING, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from dockprogress.errors import DockProgressError, UsageError
 from dockprogress.events import default_node
@@ -99,8 +99,10 @@ def resolve_node(given: str | None = None) -> str:
 def open_bus(url: str | None) -> Bus:
     """The bus a ``--bus`` URL names; :class:`LocalBus` for ``None`` or an empty string.
 
-    Raises :class:`UsageError` for a scheme other than ``redis``/``rediss`` or a URL
-    without a host.
+    Raises :class:`UsageError` for a scheme other than ``redis``/``rediss``, a URL without a
+    host, or a file named in its options (``?ssl_ca_certs=/path/ca.pem``: the CA that signed a
+    ``rediss://`` server's certificate; ``ssl_certfile``/``ssl_keyfile``: a client
+    certificate) that cannot be read.
     """
     if not url:
         return LocalBus()
@@ -110,9 +112,16 @@ def open_bus(url: str | None) -> Bus:
             f"--bus {_redact(url)!r}: expected redis://[user:password@]host:port/db "
             "or rediss://... (DOCKPROGRESS_BUS)"
         )
+    for name, value in parse_qsl(parts.query):
+        if name in _FILE_OPTIONS and not os.access(value, os.R_OK):
+            raise UsageError(f"--bus {_redact(url)!r}: cannot read {name} file {value}")
     from dockprogress.bus.redisstreams import RedisBus
 
     return RedisBus(url)
+
+
+#: URL options naming files (rediss://…?ssl_ca_certs=/path/ca.pem): checked before connecting.
+_FILE_OPTIONS = frozenset({"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_ca_path"})
 
 
 def _redact(url: str) -> str:

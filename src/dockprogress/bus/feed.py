@@ -15,6 +15,9 @@ so the dashboard's own event loop never waits on Redis):
    ``node_timeout`` seconds while Redis answers has its running tasks flagged ``stale`` in the
    hub, until it speaks again. Nodes are not judged while Redis itself is away.
 
+An event written by a publisher goes into the hub with the very text it was written as
+(:func:`_wire_form` checks its fields and their types); the hub does not encode it again.
+
 Entries that are not events are skipped and counted (:attr:`RedisFeed.skipped`); events the
 hub refuses (a node over its live-task cap) are counted in :attr:`RedisFeed.refused`, with one
 message per node on standard error.
@@ -47,7 +50,7 @@ class RedisFeed:
         layout: Layout | None = None,
         *,
         node_timeout: float = 30.0,
-        block: float = 1.0,
+        block: float = 0.5,
         count: int = 1000,
         max_backoff: float = 2.0,
         stderr: TextIO | None = None,
@@ -73,6 +76,8 @@ class RedisFeed:
         self._warned = False
         self._stop = threading.Event()
         self._first = threading.Event()
+        self._start_lock = threading.Lock()
+        self._start_returned = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._thread = threading.Thread(
@@ -82,24 +87,35 @@ class RedisFeed:
     def start(self, timeout: float = 10.0) -> RedisFeed:
         """Start feeding; wait up to ``timeout`` s for the first snapshot (not an error if late).
 
-        Raises :class:`~dockprogress.bus.BusError` when Redis refuses the credentials.
+        Raises :class:`~dockprogress.bus.BusError` when Redis refuses the credentials or a
+        ``rediss://`` server's certificate is not trusted (one line: the caller prints it).
         """
         self._thread.start()
         self._first.wait(timeout)
-        if self.error is not None:
+        with self._start_lock:
+            self._start_returned = True
+            error = self.error
+        if error is not None:
             from dockprogress.bus import BusError
 
             self.close()
-            raise BusError(self.error)
+            raise BusError(error)
         return self
 
     def close(self) -> None:
+        """Stop feeding: the read in flight returns within ``block`` s and the connection is
+        closed in order; a feed still waiting after that (Redis away) is cancelled.
+
+        Cancelling a blocked read would drop its connection without waiting: over
+        ``rediss://`` the TLS transport would still be closing when the loop ends.
+        """
         self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self.block + 1.0)
         loop, task = self._loop, self._task
-        if loop is not None and task is not None:
+        if self._thread.is_alive() and loop is not None and task is not None:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(task.cancel)
-        if self._thread.is_alive():
             self._thread.join(5.0)
 
     # --------------------------------------------------------------- internals
@@ -116,7 +132,7 @@ class RedisFeed:
             self._first.set()
 
     async def _main(self) -> None:
-        from dockprogress.bus.publisher import _refused, _where
+        from dockprogress.bus.publisher import _where, fatal_reason
 
         backoff = 0.1
         need_snapshot = True
@@ -135,13 +151,16 @@ class RedisFeed:
                 self.connected = True
                 self._first.set()
                 backoff = 0.1
+                # XREAD's reply as the parser gives it: redis-py's own callback would rebuild
+                # every entry's fields as a dict, a fifth of this loop's time.
+                client.set_response_callback("XREAD", _as_is)
                 while not self._stop.is_set():
                     reply = await client.xread(
                         {self.layout.stream: self.last_id},
                         count=self.count,
                         block=int(self.block * 1000),
                     )
-                    for _stream, entries in reply or ():
+                    for entries in _stream_entries(reply):
                         for entry_id, fields in entries:
                             self.last_id = entry_id
                             self._apply(fields)
@@ -150,9 +169,13 @@ class RedisFeed:
                 raise
             except Exception as exc:
                 self.connected = False
-                if _refused(exc):
-                    self.error = f"Redis at {_where(self.url)} refused the credentials: {exc}"
-                    self._say(self.error)
+                fatal = fatal_reason(exc, self.url)
+                if fatal is not None:
+                    with self._start_lock:
+                        self.error = fatal
+                        started = self._start_returned
+                    if started:  # else start() raises it: the caller says it, once
+                        self._say(fatal)
                     self._first.set()
                     return
                 if not self._warned:
@@ -186,20 +209,29 @@ class RedisFeed:
         # Oldest first, so the hub's first-seen order follows the tasks' own times.
         events = []
         for raw in tasks.values():
-            event = self._decode(raw)
-            if event is not None:
-                events.append(event)
-        events.sort(key=lambda e: e.ts)
-        for event in events:
-            self._publish(event)
+            decoded = self._decode(raw)
+            if decoded is not None:
+                events.append(decoded)
+        events.sort(key=lambda pair: pair[0].ts)
+        for event, line in events:
+            self._publish(event, line)
         self._judge_nodes()
 
-    def _apply(self, fields: dict[bytes, bytes]) -> None:
+    def _apply(self, fields: list[bytes]) -> None:
+        """One stream entry, its fields as the flat list ``[name, value, ...]``."""
+        if len(fields) == 2 and fields[0] == b"e":  # an event, as publishers write it
+            decoded = self._decode(fields[1])
+            if decoded is not None:
+                self._publish(*decoded)
+            return
+        self._apply_fields(dict(zip(fields[::2], fields[1::2], strict=False)))
+
+    def _apply_fields(self, fields: dict[bytes, bytes]) -> None:
         raw = fields.get(b"e")
         if raw is not None:
-            event = self._decode(raw)
-            if event is not None:
-                self._publish(event)
+            decoded = self._decode(raw)
+            if decoded is not None:
+                self._publish(*decoded)
             return
         node = fields.get(b"h")
         if node is not None:
@@ -211,24 +243,26 @@ class RedisFeed:
             return
         self.skipped += 1
 
-    def _decode(self, raw: bytes) -> TaskEvent | None:
+    def _decode(self, raw: bytes) -> tuple[TaskEvent, str | None] | None:
+        """The event in ``raw``, and ``raw`` itself as text when it can be passed through."""
         try:
-            data = json.loads(raw)
+            text = raw.decode("utf-8")
+            data = _loads(text)
             if not isinstance(data, dict) or not isinstance(data.get("node"), str):
                 raise ValueError("not an event with a node")
-            return TaskEvent.from_dict(data)
+            return TaskEvent.from_dict(data), text if _wire_form(data) else None
         except (ValueError, KeyError, TypeError):
             self.skipped += 1
             return None
 
-    def _publish(self, event: TaskEvent) -> None:
+    def _publish(self, event: TaskEvent, line: str | None = None) -> None:
         node = event.node or ""
         self._seen[node] = time.monotonic()
         if node in self._stale:
             self._stale.discard(node)  # the hub clears the flag itself on the event
         self.received += 1
         try:
-            self.hub.publish(event)
+            self.hub.publish(event, event_json=line)
         except TaskLimitError as exc:
             self.refused += 1
             if node not in self._refused_nodes:
@@ -246,3 +280,50 @@ class RedisFeed:
         stream = self._stderr if self._stderr is not None else sys.stderr
         with contextlib.suppress(OSError, ValueError):
             print(f"dockprogress: {message}", file=stream, flush=True)
+
+
+def _as_is(response: Any, **options: Any) -> Any:
+    return response
+
+
+def _stream_entries(reply: Any) -> Any:
+    """The entry lists of an XREAD reply: a map in RESP3, a list of pairs in RESP2."""
+    if not reply:
+        return ()
+    if isinstance(reply, dict):
+        return reply.values()
+    return (entries for _stream, entries in reply)
+
+
+_loads = json.JSONDecoder().decode
+_WIRE_KEYS = frozenset(TaskEvent.__dataclass_fields__)
+_NUMBER = (int, float)
+_NUMBER_OR_NULL = (int, float, type(None))
+_TEXT_OR_NULL = (str, type(None))
+
+
+def _wire_form(data: dict[str, Any]) -> bool:
+    """Whether ``data`` has exactly the event line's fields, each of its JSON type.
+
+    Such a line can go to browsers as it came (an event a publisher wrote with
+    :meth:`~dockprogress.events.TaskEvent.to_json`, which this checks far faster than it could
+    be written again); anything else is written again from the parsed event, so that
+    browsers only ever see the contract's fields and types.
+    """
+    if data.keys() != _WIRE_KEYS:
+        return False
+    get = data.__getitem__
+    return (
+        type(get("ts")) in _NUMBER
+        and type(get("current")) in _NUMBER
+        and type(get("total")) in _NUMBER_OR_NULL
+        and type(get("percent")) in _NUMBER_OR_NULL
+        and type(get("speed")) in _NUMBER_OR_NULL
+        and type(get("eta")) in _NUMBER_OR_NULL
+        and type(get("priority")) is int
+        and type(get("task")) is str
+        and type(get("description")) is str
+        and type(get("phase")) in _TEXT_OR_NULL
+        and type(get("error")) in _TEXT_OR_NULL
+        and type(get("detail")) is dict
+    )

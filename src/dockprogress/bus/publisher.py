@@ -3,20 +3,25 @@
 :class:`RedisPublisher` is a :class:`~dockprogress.sinks.base.Sink`. ``send`` stamps the
 event with the publisher's node and puts it in a bounded, coalescing queue (the latest
 pending event per task, see :mod:`dockprogress.bus.redisstreams` for the policy); a thread
-running its own asyncio loop with redis-py's asyncio client writes the queue through the
-publish script in pipelined batches, appends a heartbeat every ``heartbeat`` seconds, and
+running its own asyncio loop with redis-py's asyncio client writes the queue in batches of
+up to :data:`BATCH` events, each batch one call of the publish script (one round trip, one
+command for redis-py to pack), appends a heartbeat every ``heartbeat`` seconds, and
 reconnects with a growing delay while Redis is away. ``close`` waits up to ``close_timeout``
 seconds for what is queued to be written.
 
-Credentials Redis refuses (``WRONGPASS``, ``NOAUTH``, ``NOPERM``) stop the publisher with one
-clear message on standard error: retrying a wrong password helps nobody.
+``send`` costs a dict update under a lock: it wakes the writer thread (a system call) only
+when that thread sleeps on an empty queue; while a batch is in flight, events simply
+accumulate (and coalesce per task) for the next one.
+
+Credentials Redis refuses (``WRONGPASS``, ``NOAUTH``, ``NOPERM``) and a ``rediss://`` server
+whose certificate is not trusted stop the publisher with one clear line on standard error
+(:func:`fatal_reason`): retrying a wrong password or a wrong CA helps nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import sys
 import threading
 import time
@@ -33,8 +38,8 @@ from dockprogress.events import TaskEvent
 
 __all__ = ["RedisPublisher"]
 
-#: Events written per pipelined round trip, at most.
-BATCH: Final = 500
+#: Events written per call of the publish script (one round trip), at most.
+BATCH: Final = 1000
 
 
 class RedisPublisher:
@@ -71,6 +76,7 @@ class RedisPublisher:
         self._wake: asyncio.Event | None = None
         self._ready = threading.Event()
         self._idle = threading.Condition(self._lock)
+        self._sleeping = False  # the writer waits for a poke (guarded by the lock)
         self.sent = 0
         self.coalesced = 0
         self.dropped = 0
@@ -86,9 +92,7 @@ class RedisPublisher:
     # -------------------------------------------------------------------- sink
 
     def send(self, event: TaskEvent) -> None:
-        """Queue ``event`` (stamped with this node); returns at once, whatever Redis does."""
-        if event.node != self.node:
-            event = dataclasses.replace(event, node=self.node)
+        """Queue ``event`` (written with this node); returns at once, whatever Redis does."""
         with self._lock:
             if self._fatal is not None or self._closing:
                 return
@@ -98,6 +102,9 @@ class RedisPublisher:
             queue[event.task] = event
             if len(queue) > self.max_queue:
                 self._shed()
+            if not self._sleeping:
+                return
+            self._sleeping = False
         self._poke()
 
     def close(self) -> None:
@@ -189,26 +196,29 @@ class RedisPublisher:
                         self.connected = self._ever_connected = True
                     batch = self._take()
                     if batch:
-                        await self._write(client, publish, batch)
+                        await self._write(publish, batch)
                         backoff = 0.1
                         continue
                     self._wake.clear()
-                    if self._queue:
-                        continue
+                    with self._lock:
+                        if self._queue:
+                            continue
+                        self._sleeping = True
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
                             self._wake.wait(), max(0.0, next_beat - time.monotonic())
                         )
+                    with self._lock:
+                        self._sleeping = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.connected = False
                 self._put_back()
-                if _refused(exc):
-                    self._fatal = str(exc)
-                    self._warn(
-                        "auth", f"Redis at {_where(self.url)} refused the credentials: {exc}"
-                    )
+                fatal = fatal_reason(exc, self.url)
+                if fatal is not None:
+                    self._fatal = fatal
+                    self._warn("fatal", fatal)
                     with self._idle:
                         self._idle.notify_all()
                     return
@@ -244,25 +254,17 @@ class RedisPublisher:
             if len(self._queue) > self.max_queue:
                 self._shed()
 
-    async def _write(self, client: Any, publish: Any, batch: list[TaskEvent]) -> None:
-        layout = self.layout
-        keys = [layout.stream, layout.tasks, layout.ended, layout.nodes]
-        async with client.pipeline(transaction=False) as pipe:
-            for event in batch:
-                await publish(
-                    keys=keys,
-                    args=[
-                        task_field(self.node, event.task),
-                        event.to_json(),
-                        "1" if event.terminal else "0",
-                        self.node,
-                        layout.stream_maxlen,
-                        layout.history_max,
-                        layout.history_age,
-                    ],
-                    client=pipe,
-                )
-            await pipe.execute()
+    async def _write(self, publish: Any, batch: list[TaskEvent]) -> None:
+        layout, node = self.layout, self.node
+        args: list[Any] = [node, layout.stream_maxlen, layout.history_max, layout.history_age]
+        prefix = task_field(node, "")
+        for event in batch:
+            args += (
+                prefix + event.task,
+                event.to_json(node=node),
+                "1" if event.terminal else "0",
+            )
+        await publish(keys=[layout.stream, layout.tasks, layout.ended, layout.nodes], args=args)
         with self._idle:
             self.sent += len(batch)
             self._in_flight_batch = []
@@ -284,14 +286,39 @@ class RedisPublisher:
             print(f"dockprogress: {message}", file=stream, flush=True)
 
 
-def _refused(exc: BaseException) -> bool:
-    """Whether Redis refused who we are (no point retrying)."""
+def fatal_reason(exc: BaseException, url: str) -> str | None:
+    """One line saying why retrying cannot help, or ``None`` when Redis may just be away.
+
+    Fatal: credentials Redis refuses (``WRONGPASS``, ``NOAUTH``, ``NOPERM``), a ``rediss://``
+    server whose certificate the client does not trust (or whose name does not match it), and
+    a CA file named in the URL that cannot be read.
+    """
+    import ssl
+
     from redis.exceptions import AuthenticationError, NoPermissionError
 
+    where = _where(url)
     text = str(exc)
-    return isinstance(exc, AuthenticationError | NoPermissionError) or any(
+    if isinstance(exc, AuthenticationError | NoPermissionError) or any(
         word in text for word in ("WRONGPASS", "NOAUTH", "NOPERM", "invalid username-password")
-    )
+    ):
+        return f"Redis at {where} refused the credentials: {exc}"
+    cause: BaseException | None = exc
+    for _ in range(8):  # redis-py raises its ConnectionError while handling the OSError
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = cause.verify_message or cause.reason or "not trusted"
+            return (
+                f"Redis at {where}: its TLS certificate is not trusted ({why}); name the CA "
+                "that signed it in the URL: ?ssl_ca_certs=/path/to/ca.pem"
+            )
+        if isinstance(cause, FileNotFoundError | PermissionError):
+            return f"Redis at {where}: cannot read a file the URL names ({cause.strerror})"
+        cause = cause.__cause__ or cause.__context__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"Redis at {where}: its TLS certificate is not trusted ({text})"
+    return None
 
 
 def _where(url: str) -> str:

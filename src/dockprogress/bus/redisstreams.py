@@ -54,29 +54,46 @@ HEARTBEAT: Final = 5.0
 NODE_TIMEOUT: Final = 30.0
 
 # KEYS: stream, tasks, ended, nodes
-# ARGV: field, event JSON, "1" when terminal, node, stream maxlen, history max, history age
+# ARGV: node, stream maxlen, history max, history age (s), then per event (one per task):
+#       field, event JSON, "1" when terminal
+# One call writes a whole batch: one stream entry per event, then the latest states in one
+# HSET, the ended set in one ZADD and one ZREM, the node's time once.
 PUBLISH_SCRIPT: Final = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[5], '*', 'e', ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[4], ARGV[4], tostring(now))
-if ARGV[3] == '1' then
-  redis.call('ZADD', KEYS[3], now, ARGV[1])
-  local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[7]),
-                         'LIMIT', 0, 1000)
-  local over = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[6])
-  if over > 0 then
-    for _, f in ipairs(redis.call('ZRANGE', KEYS[3], 0, over - 1)) do table.insert(old, f) end
+local stream, maxlen = KEYS[1], ARGV[2]
+local states, ended, running = {}, {}, {}
+for i = 5, #ARGV, 3 do
+  local field, event = ARGV[i], ARGV[i + 1]
+  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event)
+  states[#states + 1] = field
+  states[#states + 1] = event
+  if ARGV[i + 2] == '1' then
+    ended[#ended + 1] = now
+    ended[#ended + 1] = field
+  else
+    running[#running + 1] = field
   end
-  for _, f in ipairs(old) do
-    redis.call('HDEL', KEYS[2], f)
-    redis.call('ZREM', KEYS[3], f)
-  end
-else
-  redis.call('ZREM', KEYS[3], ARGV[1])
 end
-return 1
+if #states > 0 then redis.call('HSET', KEYS[2], unpack(states)) end
+if #running > 0 then redis.call('ZREM', KEYS[3], unpack(running)) end
+redis.call('HSET', KEYS[4], ARGV[1], tostring(now))
+if #ended > 0 then
+  redis.call('ZADD', KEYS[3], unpack(ended))
+  local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[4]),
+                         'LIMIT', 0, 1000)
+  local over = math.min(redis.call('ZCARD', KEYS[3]) - #old - tonumber(ARGV[3]), 2000)
+  if over > 0 then
+    for _, f in ipairs(redis.call('ZRANGE', KEYS[3], #old, #old + over - 1)) do
+      old[#old + 1] = f
+    end
+  end
+  if #old > 0 then
+    redis.call('HDEL', KEYS[2], unpack(old))
+    redis.call('ZREM', KEYS[3], unpack(old))
+  end
+end
+return #states / 2
 """
 
 # KEYS: stream, nodes;  ARGV: node, stream maxlen, stream age (s)

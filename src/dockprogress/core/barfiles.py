@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from dockprogress.core.prefilter import GuardSet, guard
+from dockprogress.core.prefilter import GuardSet, guard, required_literals
 from dockprogress.errors import UsageError
 
 if TYPE_CHECKING:
@@ -94,6 +94,8 @@ class BarSpec:
     unit: str
     divisor: float
     live: bool
+    #: Other text every match contains (beyond ``guard``), tested before the regex runs.
+    required: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,7 @@ def parse_bars(text: str, *, source: str = "<bars>", tool: str = "bars") -> _Com
                 raw.get("unit", ""),
                 _divisor(source, where, raw.get("divisor")),
                 raw.get("live", False),
+                tuple(w for w in required_literals(regex.pattern) if w not in found),
             )
         )
     announcements: list[Announcement] = []
@@ -372,11 +375,16 @@ class Recognisers:
             return None
         specs = self.specs if user is None else self.user_specs if user else self.shipped_specs
         for spec in specs:
-            # (a substring test in C per spec: cheaper than asking the trie which guards)
+            # (a substring test in C per spec: cheaper than asking the trie which guards;
+            # then the rest of the text a match needs, before the regex)
             if spec.guard in text and (live or not spec.live):
-                match = spec.regex.search(text)
-                if match is not None:
-                    return _reading(spec, match)
+                for word in spec.required:
+                    if word not in text:
+                        break
+                else:
+                    match = spec.regex.search(text)
+                    if match is not None:
+                        return _reading(spec, match)
         return None
 
     def announced(self, text: str) -> list[tuple[Announcement, re.Match[str]]]:

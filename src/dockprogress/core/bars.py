@@ -566,6 +566,12 @@ class BarBoard:
         """The bars currently on screen (the latest one drawn on each row), top row first."""
         return list(self._on_screen())
 
+    @property
+    def announced(self) -> bool:
+        """A tool announced what its bars will measure (pip's ``Collecting``, wget's
+        ``Length:``): its first bar is on its way."""
+        return any(s.items or s.pending_total is not None for s in self._sequences.values())
+
     def followed(self) -> Bar | None:
         """The bar the task follows: the ``follow`` match, else the top unfinished bar."""
         if self.follow is not None:

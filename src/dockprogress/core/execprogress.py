@@ -11,7 +11,13 @@ Contract
 * The task's ``kind`` never changes once an event is out, and it depends on the first bar
   (``download`` for a tqdm bar counting bytes, else ``count``). So unless ``kind=`` is given,
   ``start()`` returns ``None`` and the ``running`` event comes with the first bar, or from
-  ``flush_partial()`` once ``kind_wait`` seconds have passed without one (then ``count``).
+  ``flush_partial()`` once ``kind_wait`` seconds have passed without one (then ``count``),
+  counted from ``start()``: the adapters call it once the command runs, and setting up a
+  ``docker exec`` on a busy machine can itself take longer than ``kind_wait``. Once a tool
+  has announced its bars (pip's ``Collecting``, wget's ``Length:``, a shipped or ``--bars``
+  announcement) the wait is ``announced_wait`` (10 s) instead: pip on a busy machine takes
+  more than a second from ``Collecting`` to its first byte bar, which must make the task a
+  ``download``.
 * ``start()`` gives the ``running`` event (see above); ``feed(data)`` the events the bytes caused,
   identical for any chunking of the same bytes (given the same clock readings: the clock is
   read once per frame); ``feed_eof()`` parses the last, unterminated frame;
@@ -119,6 +125,7 @@ class ExecTracker:
         "_read_at",
         "_shown",
         "_tail",
+        "announced_wait",
         "command",
         "kind_wait",
         "min_interval",
@@ -138,6 +145,7 @@ class ExecTracker:
         tail_lines: int = 10,
         kind: Kind | None = None,
         kind_wait: float = 1.0,
+        announced_wait: float = 10.0,
         bars: Recognisers | None = None,
         min_interval: float = MIN_INTERVAL,
     ) -> None:
@@ -154,6 +162,7 @@ class ExecTracker:
         self._clock = clock
         self._created = clock()
         self.kind_wait = kind_wait
+        self.announced_wait = announced_wait
         self._parser = TtyParser(max_line=max_line)
         self._board = BarBoard(
             compile_bar_pattern(bar), recognisers=default_recognisers() if bars is None else bars
@@ -170,8 +179,10 @@ class ExecTracker:
     # ----------------------------------------------------------------- input
 
     def start(self) -> TaskEvent | None:
-        """The ``running`` event, or ``None`` while the kind waits for the first bar."""
+        """The ``running`` event, or ``None`` while the kind waits for the first bar (for
+        ``kind_wait`` seconds from now: the command has just started)."""
         if not self._kind_decided:
+            self._created = self._clock()
             return None
         return self.task.start()
 
@@ -189,7 +200,8 @@ class ExecTracker:
             event = self._update()
             if event is not None:
                 events.append(event)
-        if not self._kind_decided and self._clock() - self._created >= self.kind_wait:
+        wait = self.announced_wait if self._board.announced else self.kind_wait
+        if not self._kind_decided and self._clock() - self._created >= wait:
             self._kind_decided = True  # no bar yet: counting it is
             event = self.task.start()
             if event is not None:
@@ -382,7 +394,7 @@ class ExecTracker:
             description=description,
             phase=phase,
             eta=eta,
-            detail=self._detail(),
+            detail=self._detail(_followed=bar),
         )
 
     def _amounts(self, bar: Bar | None, percent: float | None) -> tuple[float, float | None]:
@@ -405,10 +417,11 @@ class ExecTracker:
             return task.current, task.total
         return percent, 100.0
 
-    def _detail(self, **extra: Any) -> dict[str, Any]:
+    def _detail(self, _followed: Bar | bool | None = False, **extra: Any) -> dict[str, Any]:
+        """``_followed``: the board's followed bar when the caller has it (else read here)."""
         detail: dict[str, Any] = {"bars": [self._shown_bar(bar) for bar in self._board.bars[:16]]}
-        followed = self._board.followed()
-        if followed is not None and followed.reading.approximate:
+        followed = self._board.followed() if _followed is False else _followed
+        if isinstance(followed, Bar) and followed.reading.approximate:
             # current/total read from a rounded display (4.2 MB) or in a guessed base
             detail["approximate"] = True
         detail.update({k: v for k, v in extra.items() if v is not None})

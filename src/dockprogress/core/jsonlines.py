@@ -65,6 +65,22 @@ class JsonLinesDecoder:
             data = data.encode()
         if not data:
             return []
+        if not self._buffer and data.find(b"\n") == len(data) - 1:
+            # The usual chunk: exactly one whole line (the engine writes one per chunk), and
+            # the usual line, an object that fits: _decode_line's first case, written out.
+            line = data.strip()
+            if line[:2] == b'{"' and len(data) <= self.max_line:
+                try:
+                    text = line.decode("utf-8", "surrogatepass")
+                    value, end = _scan_once(text, 0)
+                except (ValueError, StopIteration):
+                    value = end = None
+                if end is not None and end == len(text) and isinstance(value, dict):
+                    self.lines += 1
+                    return [value]
+            out: list[dict[str, Any]] = []
+            self._decode_line(data, out)
+            return out
         buffer = self._buffer + data if self._buffer else data
         if b"\n" not in data:
             self._check_cap(buffer)
@@ -73,7 +89,7 @@ class JsonLinesDecoder:
         *complete, rest = buffer.split(b"\n")
         self._check_cap(rest)
         self._buffer = rest
-        out: list[dict[str, Any]] = []
+        out = []
         for line in complete:
             self._decode_line(line, out)
         return out
@@ -94,7 +110,8 @@ class JsonLinesDecoder:
             )
 
     def _decode_line(self, line: bytes, out: list[dict[str, Any]]) -> None:
-        if len(line) > self.max_line:
+        # (``line`` may still end with its newline: the strip below removes it)
+        if len(line) > self.max_line and len(line.rstrip(b"\n")) > self.max_line:
             raise StreamError(f"JSON-lines stream sent a line longer than {self.max_line} bytes")
         line = line.strip()
         if not line:

@@ -21,9 +21,10 @@ Uncalibrated (no profile, or one without runs):
   left of the band (the n-th match since the band opened is at ``1 - (1 - step)**n``).
 
 Calibrated (a profile with runs, see :mod:`dockprogress.core.calibration`): a mark puts the
-run at its learned time fraction (a dynamic match beyond those the profile knows, with a
-value, at its share of the learned total mapped onto the learned band of its fixed
-milestones); between marks
+run at its learned time fraction. The n-th match of a dynamic milestone is put there only
+while that fraction lies in the learned band of the fixed milestones the run is between (a
+larger load has more checkpoints before its vacuum than the run it learned from); otherwise,
+with a value, at its share of the learned total mapped onto that band; between marks
 :meth:`LogProgress.tick` moves progress with elapsed time, never past the next expected mark,
 and every event carries an ETA. Times are the engine's line timestamps when given, else the
 injected clock; ``tick(now)`` uses the same (Unix seconds) scale.
@@ -37,6 +38,7 @@ seconds, and removed by the next match.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -49,9 +51,9 @@ from dockprogress.core.calibration import (
     dynamic_key,
 )
 from dockprogress.core.lines import LogLine
-from dockprogress.core.milestones import MilestoneMatch, MilestoneSet
+from dockprogress.core.milestones import DYNAMIC, MilestoneMatch, MilestoneSet
 from dockprogress.errors import LogFollowError
-from dockprogress.events import Kind, Operation, TaskEvent
+from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Clock, Task
 
 __all__ = ["ASYMPTOTIC_STEP", "LogProgress", "ProgressHandler"]
@@ -66,6 +68,7 @@ _VALUE_CAP: Final = 0.99
 _TICK_PERCENT: Final = 0.1
 _TICK_ETA: Final = 1.0
 _LINE_IN_DETAIL: Final = 300
+_RUNNING: Final = State.RUNNING
 
 
 class LogProgress:
@@ -87,6 +90,7 @@ class LogProgress:
         clock: Clock = time.time,
     ) -> None:
         self.milestones = milestones
+        self._match = milestones.match
         self.profile = profile
         self.progress_handler = progress_handler
         self.stall_after = stall_after
@@ -151,7 +155,16 @@ class LogProgress:
 
     def feed_line(self, line: LogLine | str, ts: float | None = None) -> list[TaskEvent]:
         """One log line (with its engine time ``ts`` in Unix seconds, if known)."""
-        if self.task.ended:
+        task = self.task
+        if task.state is _RUNNING and task.percent is not None and type(line) is str:
+            # The hot path (a running task, a line of text): what the general path below
+            # does, with the clock read only for a line that matches.
+            self.last_lines.append(line)
+            match = self._match(line)
+            if match is None:
+                return []
+            return self._on_match(match, ts if ts is not None else self._clock())
+        if task.ended:
             return []
         if isinstance(line, LogLine):
             if line.daemon_error:
@@ -241,9 +254,10 @@ class LogProgress:
         self._last_line = match.line
         self._warning = None
         milestone = match.milestone
+        dynamic = milestone.progress == DYNAMIC
         recorder = self._recorder
         key = match.name
-        if milestone.dynamic:
+        if dynamic:
             count = self._dynamic_counts.get(match.name, 0) + 1
             self._dynamic_counts[match.name] = count
             key = dynamic_key(match.name, count)
@@ -252,12 +266,12 @@ class LogProgress:
                 self._sums[match.name] = self._sums.get(match.name, 0.0) + match.value
                 if recorder is not None:
                     recorder.add_value(match.name, match.value)
-        if milestone.final:
+        if milestone.progress == 100:  # (final)
             return self._finish(match, at)
         if recorder is not None:
             recorder.mark(key, at)
         course = self._course
-        if milestone.dynamic:
+        if dynamic:
             planned = self._dynamic_percent(match)
         else:
             planned = milestone.progress
@@ -273,7 +287,7 @@ class LogProgress:
             if fraction is not None:
                 course.reach(fraction, self._elapsed(at))
             planned, eta = self._smooth(at)
-        if milestone.dynamic and match.index < self._level_index:
+        if dynamic and match.index < self._level_index:
             # A dynamic milestone declared before the phase the run has reached (a checkpoint
             # while PostgreSQL builds its indexes) moves progress but does not rename the
             # phase back to its own.
@@ -286,7 +300,9 @@ class LogProgress:
 
     def _dynamic_percent(self, match: MilestoneMatch) -> float:
         low = self._level
-        high = next((level for level in self._levels if level > low), 100.0)
+        levels = self._levels
+        above = bisect_right(levels, low)  # the first fixed level above this band's floor
+        high = levels[above] if above < len(levels) else 100.0
         expected = match.milestone.expected
         if expected is None and self.profile is not None:
             expected = self.profile.total(match.name)
@@ -301,17 +317,22 @@ class LogProgress:
         self, course: CalibratedCourse, match: MilestoneMatch, key: str
     ) -> float | None:
         learned = course.learned(key)
-        if learned is not None or not match.milestone.dynamic:
-            # The n-th match's learned time is the best guess; values only fill in for
-            # matches the earlier runs did not have (the captured sum need not grow
-            # linearly with time: a checkpoint's distance is reported when it completes).
+        if not match.milestone.dynamic:
+            return learned
+        # The n-th match's learned time is the best guess while it falls in the band of the
+        # fixed milestones the run is between: a run with more matches in this band than
+        # the earlier runs had (more checkpoints during a slower load) would otherwise take
+        # a later band's n-th match and jump ahead, and one with fewer would stand still.
+        # Values fill in for the others (the captured sum need not grow linearly with
+        # time: a checkpoint's distance is reported when it completes).
+        low, high = course.fixed_band(self._level_key)
+        if learned is not None and low <= learned < high:
             return learned
         expected = match.milestone.expected or course.profile.total(match.name)
         total = self._sums.get(match.name)
         if expected and total is not None:
-            low, high = course.fixed_band(self._level_key)
             return low + (high - low) * min(total / expected, _VALUE_CAP)
-        return course.learned(key)
+        return None
 
     def _smooth(self, now: float) -> tuple[float, float | None]:
         course = self._course

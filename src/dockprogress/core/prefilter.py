@@ -10,6 +10,10 @@ one branch goes on), answers that in about the time of a single pattern.
 * :func:`guard` is the guard of one pattern, or ``""`` when it has none that is worth it (a
   case-insensitive pattern, a top-level alternation, plain runs shorter than
   :data:`MIN_GUARD`): such a pattern is searched on every line.
+* :func:`required_literals` is every run of plain characters a match must contain (single
+  characters too, inside groups and repeats that must match at least once): testing them
+  all with ``in`` turns away most lines that hold a guard but cannot match, before any
+  regex runs.
 * :func:`trie_pattern` compiles a set of guards into the pattern that finds any of them;
   :class:`GuardSet` holds it, and tells which guards a line holds when it holds any.
 
@@ -25,7 +29,7 @@ import re
 from collections.abc import Iterable
 from typing import Any, Final
 
-__all__ = ["MIN_GUARD", "GuardSet", "guard", "trie_pattern"]
+__all__ = ["MIN_GUARD", "GuardSet", "guard", "required_literals", "trie_pattern"]
 
 #: Plain runs shorter than this are not used as guards (they are on most lines anyway).
 MIN_GUARD: Final = 3
@@ -60,6 +64,42 @@ def guard(pattern: str) -> str:
     starts = range(max(1, len(longest) - _KEEP + 1))
     start = max(starts, key=lambda i: (_rarity(longest[i]), -i))
     return longest[start:]
+
+
+def required_literals(pattern: str) -> tuple[str, ...]:
+    """Every run of plain characters each match of ``pattern`` contains, longest first
+    (``()`` for a case-insensitive pattern or one Python cannot parse)."""
+    try:
+        items = _sre_parse.parse(pattern)
+    except re.error:
+        return ()
+    if items.state.flags & re.IGNORECASE:
+        return ()
+    found: list[str] = []
+    _collect_literals(items, found)
+    return tuple(sorted({word for word in found if word}, key=lambda w: (-len(w), w)))
+
+
+def _collect_literals(items: Any, found: list[str]) -> None:
+    """Append the literal runs of a sequence every match goes through (see above)."""
+    run: list[str] = []
+    for op, arg in items:
+        kind = str(op)
+        if kind == "LITERAL":
+            run.append(chr(arg))
+            continue
+        found.append("".join(run))
+        run = []
+        if kind == "SUBPATTERN":
+            add_flags, body = arg[1], arg[3]
+            if not add_flags & re.IGNORECASE:  # (?i:...) matches other cases too
+                _collect_literals(body, found)
+        elif kind in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and arg[0] >= 1:
+            _collect_literals(arg[2], found)  # matched at least once
+        elif kind == "ATOMIC_GROUP":
+            _collect_literals(arg, found)
+        # an alternation, a class, a lookaround, an optional part: nothing certain
+    found.append("".join(run))
 
 
 def _rarity(char: str) -> int:

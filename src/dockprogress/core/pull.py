@@ -76,10 +76,12 @@ from typing import Any, Final
 
 from dockprogress.core.unpack import DEFAULT_UNPACK_RATE, estimated_fraction, rate_from_finish
 from dockprogress.errors import PullError
-from dockprogress.events import Kind, Operation, TaskEvent
+from dockprogress.events import Kind, Operation, State, TaskEvent
 from dockprogress.task import Clock, Task
 
 __all__ = ["EXTRACT_WEIGHT", "LayerState", "PullTracker"]
+
+_RUNNING: Final = State.RUNNING
 
 #: Weight of extraction against download, per byte of compressed layer (see module doc).
 EXTRACT_WEIGHT: Final = 0.25
@@ -292,7 +294,8 @@ class PullTracker:
     def feed(self, message: Mapping[str, Any]) -> TaskEvent | None:
         """One engine message; the new event, or ``None`` (nothing changed, or bytes only,
         coalesced into the next event within ``min_interval``)."""
-        if self.task.ended:
+        state = self.task.state
+        if state is not _RUNNING and state.terminal:  # (task.ended, without the property)
             return None
         if "errorDetail" in message or "error" in message or "message" in message:
             return self._feed_other(message, None)
@@ -469,8 +472,11 @@ class PullTracker:
             return None
         current = total = 0
         if isinstance(progress, dict):
-            current = _count(progress.get("current"))
-            total = _count(progress.get("total"))
+            # (_count written out for the usual value, a plain int: once per message)
+            raw = progress.get("current")
+            current = raw if type(raw) is int and 0 <= raw < _FLOAT_RANGE else _count(raw)
+            raw = progress.get("total")
+            total = raw if type(raw) is int and 0 <= raw < _FLOAT_RANGE else _count(raw)
         if total > 0:
             if layer.size is None:
                 self._set_size(layer, total)
@@ -481,12 +487,23 @@ class PullTracker:
         if size is not None:
             # A resumed download counts from 0 of what is left: add back the offset.
             offset = size - total if total else 0
-            self._set_downloaded(layer, min(offset + current, size))
+            value = min(offset + current, size)
+            if value > layer.downloaded:  # (_set_downloaded, written out)
+                self._downloaded += value - layer.downloaded
+                layer.downloaded = value
+                self._update_share(layer)
         elif current > layer.downloaded:
             layer.downloaded = current  # shown in detail; counted once the size is known
         if layer.state is not LayerState.DOWNLOADING:
             self._set_state(layer, LayerState.DOWNLOADING)
-        return self._emit(None)
+            return self._emit(None)
+        if self._dirty:
+            return self._emit(None)
+        # (_emit's test for a message that only moves bytes, written out: most messages)
+        now = self._clock()
+        if now - self._last_emit < self.min_interval:
+            return None  # coalesced into the next event (see module doc)
+        return self._emit(None, now=now)
 
     def _extracting(self, layer_id: str, layer: _Layer | None, progress: Any) -> TaskEvent | None:
         layer = layer or self._add_layer(layer_id)
@@ -663,8 +680,15 @@ class PullTracker:
         return phase
 
     def _emit(
-        self, description: str | None, *, phase: str | None = None, force_detail: bool = False
+        self,
+        description: str | None,
+        *,
+        phase: str | None = None,
+        force_detail: bool = False,
+        now: float | None = None,
     ) -> TaskEvent | None:
+        """The event for the task's state now; ``now``: the clock, already read by a caller
+        that made the bytes-only test (not coalesced)."""
         task = self.task
         detail = None
         if self._dirty or force_detail:
@@ -674,9 +698,10 @@ class PullTracker:
             detail = self._detail()
             self._dirty = False
         else:
-            now = self._clock()
-            if now - self._last_emit < self.min_interval:
-                return None  # bytes only: coalesced into the next event (see module doc)
+            if now is None:
+                now = self._clock()
+                if now - self._last_emit < self.min_interval:
+                    return None  # bytes only: coalesced into the next event (see module doc)
             if now - self._last_detail >= self.detail_interval:
                 detail = self._detail()
         self._last_emit = now = self._clock()

@@ -23,7 +23,7 @@ import warnings
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, Final
 
 import docker
 import docker.errors
@@ -66,11 +66,14 @@ def endpoint_of(client: Any) -> Endpoint | None:
         return None
 
 
+_NO_SOCKET: Final = " does not exist: is dockerd running? (or set DOCKER_HOST)"
+
+
 def _hint(endpoint: Endpoint | None) -> str:
     if endpoint is None or endpoint.local:
         path = (endpoint.host if endpoint else DEFAULT_HOST).removeprefix("unix://")
         if not os.path.exists(path):
-            return f"{path} does not exist: is dockerd running? (or set DOCKER_HOST)"
+            return f"{path}{_NO_SOCKET}"
         if not os.access(path, os.R_OK | os.W_OK):
             return f"no permission on {path}: join the docker group or run as root"
         return "is dockerd running and answering on it?"
@@ -131,7 +134,10 @@ def _translated(exc: Exception, action: str, endpoint: Endpoint | None) -> Engin
         return EngineError(f"could not {action} at {where}: {exc}")
     # Below requests (its errors are OSErrors too): ssh channels, TLS handshakes.
     if isinstance(exc, docker.errors.DockerException | OSError):
-        return EngineError(f"could not {action} at {where}: {exc}; {_hint(endpoint)}")
+        hint = _hint(endpoint)
+        if hint.endswith(_NO_SOCKET):  # the whole story: docker-py's wrapping adds only noise
+            return EngineError(f"could not {action} at {where}: {hint}")
+        return EngineError(f"could not {action} at {where}: {exc}; {hint}")
     if type(exc).__module__.startswith("paramiko"):  # authentication, unknown host key
         reason = str(exc) or type(exc).__name__
         return EngineError(f"could not {action} at {where}: ssh: {reason}; {_hint(endpoint)}")

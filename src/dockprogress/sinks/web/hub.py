@@ -18,7 +18,8 @@ Slow-client policy (written down because websockets' ``broadcast()`` has none):
   updates at about the cap on time: with a strict minimum gap, every bit of jitter in its
   10 Hz updates would hold an event back for up to a whole interval; over any second a task
   still sends at most ``rate + 1`` messages to a client.
-* Each event is serialised once, in :meth:`EventHub.publish`; clients share the string.
+* Each event is serialised once, in :meth:`EventHub.publish` (or not at all when the caller
+  hands its line over); clients share the string.
 * Tasks are keyed by ``(node, task)``: two machines' ``pull:app`` are two tasks.
 
 Memory policy (what a fleet of nodes can make the hub hold):
@@ -140,8 +141,12 @@ class EventHub:
 
     # ------------------------------------------------------------------ producing
 
-    def publish(self, event: TaskEvent) -> None:
+    def publish(self, event: TaskEvent, *, event_json: str | None = None) -> None:
         """Record ``event`` as its task's latest state and hand it to every subscriber.
+
+        ``event_json`` is the event's line when the caller already holds it (the Redis feed
+        passes through the bytes a publisher wrote, after checking they have exactly the
+        contract's fields and types); otherwise the hub serialises the event, once.
 
         Raises :class:`TaskLimitError` for a new running task of a node that already has
         ``max_live_per_node`` of them (the event is not recorded).
@@ -149,7 +154,8 @@ class EventHub:
         node = event.node if event.node is not None else default_node()
         key = (node, event.task)
         terminal = event.terminal
-        event_json = event.to_json()  # the costly part, outside the lock
+        if event_json is None:
+            event_json = event.to_json()  # the costly part, outside the lock
         with self._lock:
             if node in self._stale_nodes:
                 self._set_stale(node, False)
