@@ -1,10 +1,10 @@
 """``python -m bench``: run every benchmark family, print the table, rewrite BENCHMARKS.md.
 
 Families: ``parsers`` and ``hub`` (no engine needed), ``bus`` (the bed's Redis), ``pull``,
-``latency``, ``fanout`` (the real engine and the test bed's registries; ``make bench`` brings
-them up first), ``fleet_latency`` (both engines of the bed, its Redis, two replicas,
-Chromium). A family
-that cannot run is reported as not run, its targets as MISS, and the others still run.
+``push``, ``latency``, ``fanout`` (the real engine and the test bed's registries; ``make
+bench`` brings them up first), ``fleet_latency`` (both engines of the bed, its Redis, two
+replicas, Chromium). A family that cannot run is reported as not run, its targets as MISS,
+and the others still run.
 ``--quick`` shrinks every input and run count (a check that everything works, not a
 measurement) and then writes nothing unless ``--output`` is given.
 """
@@ -19,11 +19,32 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import bus, fanout, fleet_latency, footprint, hub, latency, parsers, pull_e2e, report
+from bench import (
+    bus,
+    fanout,
+    fleet_latency,
+    footprint,
+    hub,
+    latency,
+    parsers,
+    pull_e2e,
+    push_e2e,
+    report,
+)
 from bench.harness import Family, families_from_json, families_to_json
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("parsers", "pull", "latency", "fanout", "hub", "bus", "fleet_latency", "footprint")
+FAMILIES = (
+    "parsers",
+    "pull",
+    "push",
+    "latency",
+    "fanout",
+    "hub",
+    "bus",
+    "fleet_latency",
+    "footprint",
+)
 
 
 def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Callable[[], Family]]:
@@ -31,6 +52,7 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
         return {
             "parsers": lambda: parsers.run(scale=0.05, runs=2, only=rows),
             "pull": lambda: pull_e2e.run(runs=1, registries=pull_e2e.REGISTRIES[:1]),
+            "push": lambda: push_e2e.run(runs=1, links=push_e2e.LINKS[:1]),
             "latency": lambda: latency.run(runs=1, samples=30),
             "fanout": lambda: fanout.run(runs=1, seconds=6, clients=10, tasks=5),
             "hub": lambda: hub.run(runs=1, sizes=(1_000, 10_000), updates=10_000),
@@ -41,6 +63,7 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
     return {
         "parsers": lambda: parsers.run(only=rows),
         "pull": pull_e2e.run,
+        "push": push_e2e.run,
         "latency": latency.run,
         "fanout": fanout.run,
         "hub": hub.run,

@@ -48,9 +48,11 @@ from dockprogress.core.tty import TtyParser
 
 __all__ = [
     "ROWS",
+    "bench_build_tracker",
     "bench_engines",
     "bench_milestones",
     "bench_pull_tracker",
+    "bench_push_tracker",
     "bench_tool_bars",
     "bench_tty",
     "milestone_sets",
@@ -746,6 +748,178 @@ def bench_tool_bars(*, scale: float = 1.0, runs: int = 5) -> tuple[Comparison, T
     return comparison, target
 
 
+# ------------------------------------------------------------------ build and push trackers
+
+BUILD_FIXTURES = ROOT / "tests" / "fixtures" / "build"
+CLASSIC_BUILD_RECORDINGS = ("classic_multistage", "classic_cached", "classic_fail")
+BUILDKIT_RECORDINGS = ("buildkit_multistage", "buildkit_fail")
+PUSH_RECORDINGS = ("push_fresh", "push_exists", "push_modern_fresh", "push_modern_exists")
+
+
+def _build_plan() -> tuple[list[str], list[str], dict[str, int]]:
+    """The multistage context's planned steps (classic, BuildKit) and its stage order."""
+    from dockprogress.core.dockerfile import parse_dockerfile
+
+    text = (BUILD_FIXTURES / "contexts" / "multistage" / "Dockerfile").read_text()
+    plan = parse_dockerfile(text)
+    order = {s.name: s.index for s in plan.stages if s.name}
+    order.update({f"stage-{s.index}": s.index for s in plan.stages})
+    return (
+        [i.text for i in plan.steps("final")],
+        [i.text for i in plan.steps("final", builder="buildkit")],
+        order,
+    )
+
+
+def _json_texts(blob: bytes) -> list[str]:
+    """Each JSON value of a stream of concatenated (indented) values, as its own text."""
+    text = blob.decode("utf-8")
+    decoder = json.JSONDecoder()
+    out, at = [], 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at >= len(text):
+            return out
+        if text[at] != "{":  # buildx's plain ERROR lines after the objects: not JSON
+            newline = text.find("\n", at)
+            at = len(text) if newline < 0 else newline + 1
+            continue
+        _, end = decoder.raw_decode(text, at)
+        out.append(text[at:end])
+        at = end
+
+
+def _tracker_comparison(
+    title: str,
+    *,
+    unit_input: str,
+    messages: int,
+    subject: Callable[[], None],
+    floor: Callable[[], None],
+    runs: int,
+) -> Comparison:
+    """The tracker against ``json.loads`` on the same messages. No target: the issue asks
+    for the comparison only (a build or a push is a few thousand messages; what a message
+    costs is in the table)."""
+    return Comparison(
+        title,
+        rate_runs("decoder + tracker, bytes in to events out", "msg/s", messages, subject, runs),
+        [rate_runs("json.loads alone (the floor)", "msg/s", messages, floor, runs)],
+        input=unit_input,
+    )
+
+
+def bench_build_tracker(*, scale: float = 1.0, runs: int = 5) -> list[Comparison]:
+    """The classic build stream (JsonLinesDecoder + ClassicBuildTracker) and BuildKit's
+    rawjson (RawJsonDecoder + BuildKitTracker), each against ``json.loads`` on its messages."""
+    from dockprogress.core.build import ClassicBuildTracker
+    from dockprogress.core.buildkit import BuildKitTracker, RawJsonDecoder
+
+    classic_steps, buildkit_steps, order = _build_plan()
+    comparisons: list[Comparison] = []
+
+    classic = [(BUILD_FIXTURES / f"{n}.jsonl").read_bytes() for n in CLASSIC_BUILD_RECORDINGS]
+    lines = [line for blob in classic for line in blob.split(b"\n") if line.strip()]
+    copies = _copies(20_000 * scale, len(lines))
+    loads = json.loads
+
+    def classic_subject() -> None:
+        for _ in range(copies):
+            for blob in classic:
+                decoder = JsonLinesDecoder()
+                tracker = ClassicBuildTracker("bench", steps=classic_steps)
+                tracker.begin()
+                for message in decoder.decode(blob):
+                    tracker.feed(message)
+                for message in decoder.flush():
+                    tracker.feed(message)
+                tracker.feed_eof()
+
+    def classic_floor() -> None:
+        for _ in range(copies):
+            for line in lines:
+                loads(line)
+
+    comparison = _tracker_comparison(
+        "Classic build tracker: engine messages/s",
+        unit_input=f"{', '.join(CLASSIC_BUILD_RECORDINGS)} ({len(lines)} messages) x {copies}",
+        messages=len(lines) * copies,
+        subject=classic_subject,
+        floor=classic_floor,
+        runs=runs,
+    )
+    comparisons.append(comparison)
+
+    rawjson = [(BUILD_FIXTURES / f"{n}.rawjson").read_bytes() for n in BUILDKIT_RECORDINGS]
+    texts = [t for blob in rawjson for t in _json_texts(blob)]
+    copies = _copies(5_000 * scale, len(texts))
+
+    def buildkit_subject() -> None:
+        for _ in range(copies):
+            for blob in rawjson:
+                decoder = RawJsonDecoder()
+                tracker = BuildKitTracker("bench", steps=buildkit_steps, stage_order=order)
+                tracker.begin()
+                for item in decoder.decode(blob):
+                    tracker.feed(item)
+                for item in decoder.flush():
+                    tracker.feed(item)
+                tracker.feed_eof(0, decoder.junk)
+
+    def buildkit_floor() -> None:
+        for _ in range(copies):
+            for text in texts:
+                loads(text)
+
+    comparison = _tracker_comparison(
+        "BuildKit tracker: rawjson SolveStatus objects/s",
+        unit_input=f"{', '.join(BUILDKIT_RECORDINGS)} ({len(texts)} objects) x {copies}",
+        messages=len(texts) * copies,
+        subject=buildkit_subject,
+        floor=buildkit_floor,
+        runs=runs,
+    )
+    comparisons.append(comparison)
+    return comparisons
+
+
+def bench_push_tracker(*, scale: float = 1.0, runs: int = 5) -> Comparison:
+    """JsonLinesDecoder + PushTracker on the push recordings against ``json.loads`` alone."""
+    from dockprogress.core.push import PushTracker
+
+    blobs = [(BUILD_FIXTURES / f"{n}.jsonl").read_bytes() for n in PUSH_RECORDINGS]
+    lines = [line for blob in blobs for line in blob.split(b"\n") if line.strip()]
+    copies = _copies(20_000 * scale, len(lines))
+    loads = json.loads
+
+    def subject() -> None:
+        for _ in range(copies):
+            for blob in blobs:
+                decoder = JsonLinesDecoder()
+                tracker = PushTracker("127.0.0.1:5000/dp/bench:1")
+                tracker.begin()
+                for message in decoder.decode(blob):
+                    tracker.feed(message)
+                for message in decoder.flush():
+                    tracker.feed(message)
+                tracker.feed_eof()
+
+    def floor() -> None:
+        for _ in range(copies):
+            for line in lines:
+                loads(line)
+
+    return _tracker_comparison(
+        "Push tracker: engine messages/s",
+        unit_input=f"{', '.join(PUSH_RECORDINGS)} ({len(lines)} messages) x {copies}",
+        messages=len(lines) * copies,
+        subject=subject,
+        floor=floor,
+        runs=runs,
+    )
+
+
 # ---------------------------------------------------------------------------- profile
 
 
@@ -768,7 +942,15 @@ def _profile(work: Callable[[], None], *, top: int) -> str:
 
 
 #: The rows of this family, for ``python -m bench --only ROW``.
-ROWS = ("pull_tracker", "milestones", "engines", "tty", "tool_bars")
+ROWS = (
+    "pull_tracker",
+    "milestones",
+    "engines",
+    "tty",
+    "tool_bars",
+    "build_tracker",
+    "push_tracker",
+)
 
 
 def run(*, scale: float = 1.0, runs: int = 5, only: tuple[str, ...] = ROWS) -> Family:
@@ -802,5 +984,9 @@ def run(*, scale: float = 1.0, runs: int = 5, only: tuple[str, ...] = ROWS) -> F
         tool_bars, tool_bars_target = bench_tool_bars(scale=scale, runs=runs)
         family.comparisons.append(tool_bars)
         family.targets.append(tool_bars_target)
+    if "build_tracker" in only:
+        family.comparisons.extend(bench_build_tracker(scale=scale, runs=runs))
+    if "push_tracker" in only:
+        family.comparisons.append(bench_push_tracker(scale=scale, runs=runs))
     family.seconds = time.perf_counter() - start
     return family

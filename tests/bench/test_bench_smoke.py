@@ -18,7 +18,7 @@ from bench.harness import (
     percentile,
 )
 
-from bench import fanout, latency, parsers, pull_e2e, report
+from bench import fanout, latency, parsers, pull_e2e, push_e2e, report
 
 
 def _well_formed(figure: Figure, *, runs: int | None = None) -> None:
@@ -63,6 +63,28 @@ def test_pull_tracker_bench_compares_with_json_loads() -> None:
     assert comparison.baselines[0].label.startswith("json.loads")
     _target(target)
     assert "update" in profile or "feed" in profile  # the tracker's own functions show
+
+
+def test_build_and_push_tracker_benches_compare_with_json_loads() -> None:
+    build_comparisons = parsers.bench_build_tracker(scale=0.01, runs=1)
+    push = parsers.bench_push_tracker(scale=0.01, runs=1)
+    assert [c.title.split(":")[0] for c in [*build_comparisons, push]] == [
+        "Classic build tracker",
+        "BuildKit tracker",
+        "Push tracker",
+    ]
+    for comparison in [*build_comparisons, push]:
+        _comparison(comparison)
+        assert comparison.baselines[0].label.startswith("json.loads")
+
+
+def test_rawjson_floor_splits_the_recording_into_its_objects() -> None:
+    from dockprogress.core.buildkit import RawJsonDecoder
+
+    blob = (parsers.BUILD_FIXTURES / "buildkit_fail.rawjson").read_bytes()
+    decoder = RawJsonDecoder()
+    objects = decoder.decode(blob) + decoder.flush()
+    assert [json.loads(t) for t in parsers._json_texts(blob)] == objects
 
 
 def test_milestone_bench_runs_both_set_sizes_and_every_baseline() -> None:
@@ -179,6 +201,31 @@ def test_pull_once_times_both_tools(testbed: object) -> None:
             assert outcome.first_output is not None
             assert outcome.done_event is not None
             assert outcome.first_output <= outcome.done_event <= outcome.wall
+
+
+@pytest.mark.engine
+def test_push_once_times_both_tools_and_the_registry_forgets_each_run(testbed: object) -> None:
+    import uuid
+
+    source = f"127.0.0.1:5000/dp/bench-push-smoke-{uuid.uuid4().hex[:8]}:1"
+    push_e2e._build_image(source)
+    try:
+        for tool in ("dockprogress", "docker"):
+            repository = f"dp/bench-push-smoke-{tool}-{uuid.uuid4().hex[:8]}"
+            image = f"127.0.0.1:5000/{repository}:1"
+            pull_e2e.subprocess.run(["docker", "tag", source, image], check=True)
+            try:
+                outcome = push_e2e.push_once(tool, image, timeout=120)
+            finally:
+                pull_e2e.remove_image([image])
+            assert outcome.exit_code == 0, outcome.notes
+            assert outcome.wall > 0
+            assert outcome.cpu >= 0
+            # dp/base's layer may be mounted: the config, two random layers at least.
+            assert push_e2e.forget_repository(repository) >= 3
+            assert push_e2e.forget_repository(repository) == 0  # nothing left to forget
+    finally:
+        pull_e2e.remove_image([source])
 
 
 @pytest.mark.engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -180,3 +181,67 @@ def test_buildkit_failure_outside_any_step_keeps_buildkits_words() -> None:
     assert events[-1].state is State.ERROR
     assert "load build definition" in (events[-1].error or "")
     assert "no such file or directory" in (events[-1].error or "")
+
+
+class FrozenClock:
+    """A clock that only moves when the test moves it."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("kind", ["classic", "buildkit"])
+def test_output_lines_are_coalesced_and_tick_shows_the_last(kind: str) -> None:
+    """Within ``min_interval`` a step's output lines give no event of their own; steps still
+    do, and ``tick`` shows a line no event has shown. The end is the same as uncoalesced."""
+
+    def run(min_interval: float) -> tuple[list[TaskEvent], list[TaskEvent]]:
+        clock = FrozenClock()
+        tracker: ClassicBuildTracker | BuildKitTracker
+        if kind == "classic":
+            tracker = ClassicBuildTracker(
+                "t", steps=CLASSIC_STEPS, clock=clock, min_interval=min_interval
+            )
+            decoder: Any = None
+            data = recording("classic_multistage.jsonl")
+            items: list[Any] = [json.loads(line) for line in data.split(b"\n") if line]
+        else:
+            tracker = BuildKitTracker(
+                "t", steps=BUILDKIT_STEPS, stage_order=ORDER, clock=clock, min_interval=min_interval
+            )
+            decoder = RawJsonDecoder()
+            items = decoder.decode(recording("buildkit_multistage.rawjson")) + decoder.flush()
+        events: list[TaskEvent] = []
+        ticks: list[TaskEvent] = []
+        first = tracker.begin()
+        assert first is not None
+        events.append(first)
+        for index, item in enumerate(items):
+            event = tracker.feed(item)
+            if event is not None:
+                events.append(event)
+            if index % 5 == 4:  # now and then the stream goes quiet: the adapter ticks
+                tick = tracker.tick()
+                if tick is not None:
+                    ticks.append(tick)
+                    events.append(tick)
+        end = tracker.feed_eof() if kind == "classic" else tracker.feed_eof(0, decoder.junk)
+        assert end is not None
+        events.append(end)
+        return events, ticks
+
+    coalesced, ticks = run(60.0)
+    every, no_ticks = run(0.0)
+    assert_promises(coalesced)
+    assert no_ticks == []  # nothing is ever left unshown without coalescing
+    assert ticks, "the frozen clock kept lines back: tick must show them"
+    assert len(coalesced) < len(every)
+    # Every step still has its events: the same step counts are seen.
+    assert {e.current for e in coalesced} == {e.current for e in every}
+    assert _summary(coalesced) == _summary(every)
+    assert coalesced[-1].detail["last_lines"] == every[-1].detail["last_lines"]
+    for tick in ticks:  # a tick shows the lines kept back, as an uncoalesced event had them
+        assert any(e.detail["last_lines"] == tick.detail["last_lines"] for e in every)

@@ -1,51 +1,25 @@
 """Pushes on the real engine through the test bed's registry front (127.0.0.1:5001).
 
-A fresh image (two layers of random bytes, 12 MB and 6 MB, on dp/base) is built once per
-session without cache on the classic engine, under a repository name unique to the session,
+A fresh image (``fresh_image`` of tests/push/conftest.py: two layers of random bytes, 12 MB
+and 6 MB, on dp/base) is built on each engine, under a repository name unique to the session,
 so its first push sends every byte; the second push of it finds every layer in the registry.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 
 import docker
 import pytest
 
 from dockprogress.cli.main import main
-from dockprogress.docker.build import build
 from dockprogress.docker.push import PushSession, iter_push
 from dockprogress.errors import PushError
 from dockprogress.events import State, TaskEvent
-from tests.build.recordings import FIXTURES, assert_promises
-from tests.conftest import Testbed as Bed
+from tests.build.recordings import assert_promises
 from tests.contract import assert_event_output
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture(scope="module", params=["classic", "modern"])
-def fresh_image(request: pytest.FixtureRequest, testbed: Bed) -> Iterator[str]:
-    """A fresh image on each engine of the bed (DOCKER_HOST set to it for the module)."""
-    engine = testbed.engines.get(request.param)
-    if engine is None:
-        pytest.skip(f"the {request.param} engine is not in this test bed")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKER_HOST", engine.docker_host)
-    for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
-        mp.delenv(name, raising=False)
-    name = f"{testbed.slow_registry}/dp/push-{uuid.uuid4().hex[:8]}:1"
-    final = build(FIXTURES / "contexts" / "big", tags=[name], no_cache=True, builder="classic")
-    assert final.state is State.DONE
-    yield name
-    client = docker.DockerClient(base_url=engine.docker_host)
-    try:
-        client.images.remove(name, force=True)
-    finally:
-        client.close()
-        mp.undo()
 
 
 def test_fresh_push_counts_every_byte_with_an_early_fixed_total(

@@ -237,3 +237,47 @@ def _processes(container: Any) -> str:
     """The container's command lines, from the engine's ``top`` (no exec of our own)."""
     top = container.top()
     return "\n".join(" ".join(map(str, row)) for row in top["Processes"] or [])
+
+
+@pytest.mark.engine
+def test_cancel_from_the_page_stops_a_build(
+    probe: PageProbe, server: ServerThread, testbed: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    import uuid
+
+    from tests.build.test_dashboard_cancel import processes_with
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DOCKER_HOST", testbed.docker_host)
+    marker = f"dp-marker-{uuid.uuid4().hex[:10]}"
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "FROM 127.0.0.1:5000/dp/base:1\n"
+        f"RUN i=0; while [ $i -lt 120 ]; do echo tick $i; sleep 1; i=$((i+1)); done; "
+        f"echo {marker}\n"
+    )
+    page = probe.page
+    page.goto(server.url + "/")
+    page.locator('#status[data-state="live"]').wait_for()
+    response = httpx.post(
+        server.url + "/api/build",
+        json={"path": str(context), "network": "none", "builder": "classic"},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    task = response.json()["task"]
+    row = card(probe, task)
+    row.locator(".desc", has_text="step 2/2").wait_for(timeout=60_000)
+    deadline = time.monotonic() + 60
+    while not processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with(marker), "the build's long step never ran"
+    row.locator(".cancel").click()
+    wait_state(probe, task, "cancelled", 15)
+    assert row.locator(".cancel").is_hidden()
+    deadline = time.monotonic() + 20
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with(marker) == [], "the build's step still runs on the engine"
+    assert probe.errors == []

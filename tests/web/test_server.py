@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -98,6 +99,35 @@ def test_start_endpoints_validate_their_bodies(server: ServerThread) -> None:
     assert "milestones" in response.text
     unknown = httpx.post(server.url + "/api/tasks/exec:nobody/cancel", json={})
     assert unknown.status_code == 404
+
+
+def test_build_and_push_endpoints_refuse_what_cannot_start(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    def post(path: str, body: object) -> httpx.Response:
+        return httpx.post(server.url + path, json=body, timeout=30)
+
+    assert post("/api/build", {}).status_code == 400
+    missing = post("/api/build", {"path": str(tmp_path / "nowhere")})
+    assert missing.status_code == 400
+    assert "not a directory" in missing.text
+    (tmp_path / "Dockerfile").write_text("FROM 127.0.0.1:5000/dp/base:1\nRUN true\n")
+    target = post("/api/build", {"path": str(tmp_path), "target": "nosuchstage"})
+    assert target.status_code == 400
+    assert "nosuchstage" in target.text
+    assert post("/api/build", {"path": str(tmp_path), "tags": "one"}).status_code == 400
+    assert post("/api/build", {"path": str(tmp_path), "no_cache": "yes"}).status_code == 400
+    assert post("/api/build", {"path": str(tmp_path), "build_args": {"A": 1}}).status_code == 400
+    builder = post("/api/build", {"path": str(tmp_path), "builder": "kaniko"})
+    assert builder.status_code == 400
+    assert "unknown builder" in builder.text
+    assert post("/api/push", {}).status_code == 400
+    assert post("/api/push", {"image": "a", "images": ["b"]}).status_code == 400
+    assert post("/api/push", {"images": []}).status_code == 400
+    bad = post("/api/push", {"image": "Not An Image"})
+    assert bad.status_code == 400
+    assert "not an image reference" in bad.text
+    assert server.hub.entries_json() == "[]"  # nothing was started
 
 
 def test_websocket_sends_snapshot_updates_and_heartbeats(server: ServerThread) -> None:

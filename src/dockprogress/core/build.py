@@ -32,6 +32,11 @@ ends it in ``error`` naming the step, its exit status and its last lines, and :a
 holds the
 :class:`~dockprogress.errors.BuildError` for the adapter to raise; a stream that ends without
 an image is an ``error`` too.
+
+A step's output lines and a base image's bytes give an event at most every ``min_interval``
+seconds (50 ms; ``0`` for every message): they are kept at once and shown by the next event,
+which :meth:`~ClassicBuildTracker.tick` sends when nothing else did. Steps starting, ending
+or coming from the cache always give their event.
 """
 
 from __future__ import annotations
@@ -95,9 +100,13 @@ class ClassicBuildTracker:
         clock: Clock = time.time,
         priority: int = 0,
         extra_detail: Mapping[str, Any] | None = None,
+        min_interval: float = 0.05,
     ) -> None:
         self.name = name
         self._clock = clock
+        self.min_interval = min_interval
+        self._last_emit = float("-inf")
+        self._unshown = False  # a line or bytes kept since the last event
         self.course = BuildCourse(list(steps or ()), start=clock(), profile=profile)
         self.planned = steps is not None
         self.extra_detail = dict(extra_detail or {})
@@ -137,8 +146,9 @@ class ClassicBuildTracker:
         return self._emit("sending the build context", phase="uploading")
 
     def tick(self) -> TaskEvent | None:
-        """Time passed without a message: a calibrated bar moves on."""
-        if self.task.ended or not self.course.calibrated:
+        """Time passed without a message: a calibrated bar moves on, and what the last
+        messages changed without an event of their own is shown."""
+        if self.task.ended or not (self.course.calibrated or self._unshown):
             return None
         return self._emit(None)
 
@@ -252,7 +262,7 @@ class ClassicBuildTracker:
             return None
         if line:
             course.line(line)
-            return self._emit(None)
+            return self._emit(None, coalesce=True)
         return None
 
     def _pulling(self, status: str, message: Mapping[str, Any]) -> TaskEvent | None:
@@ -277,7 +287,7 @@ class ClassicBuildTracker:
         whole = sum(t for _, t in self._layers.values())
         if whole > 0:
             self.course.bytes(self._step, moved, whole)
-        return self._emit(None)
+        return self._emit(None, coalesce=True)
 
     def _failed(self, message: str, code: Any) -> TaskEvent | None:
         if self._pending:
@@ -296,8 +306,14 @@ class ClassicBuildTracker:
 
     # ----------------------------------------------------------------- emitting
 
-    def _emit(self, description: str | None, *, phase: str | None = None) -> TaskEvent | None:
+    def _emit(
+        self, description: str | None, *, phase: str | None = None, coalesce: bool = False
+    ) -> TaskEvent | None:
         now = self._clock()
+        if coalesce and now - self._last_emit < self.min_interval:
+            self._unshown = True
+            return None
+        self._last_emit, self._unshown = now, False
         course = self.course
         if description is None:
             if self._step_text is not None:

@@ -26,6 +26,11 @@ tracker's (:mod:`dockprogress.core.build`): steps done of steps, percent and ETA
 exit status of buildx: 0 ends ``done``; otherwise ``error`` naming the failed step, its exit
 status (from BuildKit's ``exit code: N``) and its last lines, or buildx's own last words
 (``errors=``) when no step failed.
+
+Objects that only bring bytes or output lines give an event at most every ``min_interval``
+seconds (50 ms; ``0`` for every object): what they change is kept at once and shown by the
+next event, which :meth:`BuildKitTracker.tick` sends when nothing else did. A step starting,
+ending or failing always gives its event.
 """
 
 from __future__ import annotations
@@ -129,9 +134,13 @@ class BuildKitTracker:
         task_id: str | None = None,
         clock: Clock = time.time,
         priority: int = 0,
+        min_interval: float = 0.05,
     ) -> None:
         self.name = name
         self._clock = clock
+        self.min_interval = min_interval
+        self._last_emit = float("-inf")
+        self._unshown = False  # bytes or lines kept since the last event
         planned = [*(steps or ()), _EXPORT]
         self.course = BuildCourse(planned, start=clock(), profile=profile, upload_share=0.0)
         self._stage_order = {k.lower(): v for k, v in (stage_order or {}).items()}
@@ -159,7 +168,9 @@ class BuildKitTracker:
         return self._emit("starting BuildKit", phase="preparing")
 
     def tick(self) -> TaskEvent | None:
-        if self.task.ended or not self.course.calibrated:
+        """Time passed without an object: a calibrated bar moves on, and what the last
+        objects changed without an event of their own is shown."""
+        if self.task.ended or not (self.course.calibrated or self._unshown):
             return None
         return self._emit(None)
 
@@ -167,17 +178,20 @@ class BuildKitTracker:
         if self.task.ended:
             return None
         now = self._clock()
-        changed = False
+        stepped = False
         for vertex in status.get("vertexes") or ():
             if isinstance(vertex, Mapping):
-                changed |= self._vertex(vertex, now)
+                stepped |= self._vertex(vertex, now)
+        changed = False
         for item in status.get("statuses") or ():
             if isinstance(item, Mapping):
                 changed |= self._status(item)
         for log in status.get("logs") or ():
             if isinstance(log, Mapping):
                 changed |= self._log(log)
-        return self._emit(None) if changed else None
+        if stepped:
+            return self._emit(None)
+        return self._emit(None, coalesce=True) if changed else None
 
     def feed_eof(self, exit_code: int = 0, errors: Sequence[str] = ()) -> TaskEvent | None:
         if self.task.ended:
@@ -323,8 +337,14 @@ class BuildKitTracker:
 
     # ----------------------------------------------------------------- emitting
 
-    def _emit(self, description: str | None, *, phase: str | None = None) -> TaskEvent | None:
+    def _emit(
+        self, description: str | None, *, phase: str | None = None, coalesce: bool = False
+    ) -> TaskEvent | None:
         now = self._clock()
+        if coalesce and now - self._last_emit < self.min_interval:
+            self._unshown = True
+            return None
+        self._last_emit, self._unshown = now, False
         course = self.course
         if description is None:
             running = [s.text for s in course.steps if s.state == "running" and s.text] or [

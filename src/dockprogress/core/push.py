@@ -32,7 +32,9 @@ The task (``push:<image>``, operation ``push``, kind ``download``) reports:
 * ``done`` after the final digest line, at the end of the stream, with ``current == total``;
   an ``errorDetail`` (an authentication refusal, an unreachable registry) ends the task in
   ``error`` with the engine's message and :attr:`PushTracker.error` set for the adapter to
-  raise; a stream that ends without a digest is an ``error`` too.
+  raise; a stream that ends without a digest is an ``error`` too. Every error is one line
+  (the engine's whitespace folded); a refusal for want of credentials or rights (see
+  :func:`push_advice`) gets what to do appended: ``docker login <registry>``.
 
 Bytes-only messages give an event at most every ``min_interval`` seconds (their bytes are
 counted at once and shown by the next event).
@@ -40,15 +42,46 @@ counted at once and shown by the next event).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any, Final
 
-from dockprogress.errors import PushError
+from dockprogress.core.manifest import DOCKER_HUB, parse_reference
+from dockprogress.errors import PushError, UsageError
 from dockprogress.events import Kind, Operation, TaskEvent
 from dockprogress.task import Clock, Task
 
-__all__ = ["PushLayerState", "PushTracker"]
+__all__ = ["PushLayerState", "PushTracker", "push_advice"]
+
+# How the engines word a registry's 401/403 on push: the classic store ("no basic auth
+# credentials", "denied: requested access to the resource is denied"), the containerd store
+# ("failed to authorize: ... 401 Unauthorized", "push access denied", "insufficient_scope").
+_AUTH_REFUSAL: Final = re.compile(
+    r"no basic auth credentials|unauthorized|authentication required|failed to authorize"
+    r"|access denied|access to the resource is denied|insufficient_scope|\b40[13]\b",
+    re.IGNORECASE,
+)
+
+
+def push_advice(message: str, image: str) -> str:
+    """``message`` on one line; for a refusal for want of credentials or rights, what to do.
+
+    The engine's own words come first and are kept whole (scripts match on them); the advice
+    names the registry to log in to, from ``image``.
+    """
+    line = " ".join(message.split())
+    if _AUTH_REFUSAL.search(line) is None:
+        return line
+    try:
+        ref = parse_reference(image)
+    except UsageError:
+        return f"{line} (the registry refused the push: log in with `docker login`, then retry)"
+    login = "docker login" if ref.registry == DOCKER_HUB else f"docker login {ref.registry}"
+    return (
+        f"{line} (the registry {ref.registry} refused the push: log in with `{login}`, "
+        f"then push again; if logged in already, that account may not push to {ref.repository})"
+    )
 
 
 class PushLayerState:
@@ -154,6 +187,7 @@ class PushTracker:
     def fail(self, message: str) -> TaskEvent | None:
         if self.task.ended:
             return None
+        message = push_advice(message, self.image)
         self.error = PushError(message, image=self.image)
         return self.task.fail(message, detail=self._detail())
 

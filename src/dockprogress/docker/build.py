@@ -52,7 +52,7 @@ from dockprogress.core.buildkit import BuildKitTracker, RawJsonDecoder
 from dockprogress.core.dockerfile import parse_dockerfile
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.steps import profile_name
-from dockprogress.docker.client import connect, translate_errors
+from dockprogress.docker.client import connect, hang_up, translate_errors
 from dockprogress.docker.endpoint import resolve
 from dockprogress.errors import BuildError, DockProgressError, UsageError
 from dockprogress.events import TaskEvent
@@ -256,9 +256,7 @@ class BuildSession:
     def _stop_build(self) -> None:
         self._stop.set()
         response, self._response = self._response, None
-        close = getattr(response, "close", None)
-        if close is not None:
-            close()
+        hang_up(response)  # the classic builder stops when its client's connection ends
         process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -315,6 +313,9 @@ class BuildSession:
             reader = _Counting(context, report, self._stop)
             response = self._post_build(client, reader, spec[0])
             self._response = response  # closing it (cancel) stops the read and the build
+            if self._stop.is_set():  # cancelled while the engine was answering
+                self._stop_build()
+                return
             decoder = JsonLinesDecoder()
             built: str | None = None  # the last image id of the stream, for the extra tags
             for chunk in response.raw.stream(1 << 16, decode_content=False):

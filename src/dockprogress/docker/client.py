@@ -18,6 +18,7 @@ name the engine in errors, and the exec adapter to know whether the engine's pid
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 import weakref
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ __all__ = [
     "endpoint_of",
     "engine_address",
     "engine_platform",
+    "hang_up",
     "translate_errors",
 ]
 
@@ -229,6 +231,34 @@ def close_ssh_stream(stream: Any) -> None:
     fp = getattr(getattr(getattr(stream, "_response", None), "raw", None), "_fp", None)
     channel = getattr(getattr(fp, "fp", None), "channel", None)
     close = getattr(channel, "close", None)
+    if close is not None:
+        with suppress(Exception):
+            close()
+
+
+def hang_up(response: Any) -> None:
+    """Close a streamed ``requests`` response so that the engine sees its client leave.
+
+    Any thread may call it. The socket is shut down before it is closed: ``close()`` alone
+    neither wakes a thread blocked in ``recv()`` on it nor, while that call holds the socket,
+    sends the engine anything; the engine cancels the request (a push, a classic build) only
+    when its connection ends. ssh channels are closed (they have no shutdown). Idempotent.
+    """
+    if response is None:
+        return
+    fp = getattr(getattr(getattr(response, "raw", None), "_fp", None), "fp", None)
+    raw = getattr(fp, "raw", None)
+    sock = getattr(raw, "_sock", None)
+    shutdown = getattr(sock, "shutdown", None)
+    if shutdown is not None:
+        with suppress(Exception):
+            shutdown(socket.SHUT_RDWR)
+    channel = getattr(fp, "channel", None)
+    close_channel = getattr(channel, "close", None)
+    if close_channel is not None:
+        with suppress(Exception):
+            close_channel()
+    close = getattr(response, "close", None)
     if close is not None:
         with suppress(Exception):
             close()

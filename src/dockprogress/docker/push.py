@@ -24,12 +24,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 import docker
+import docker.auth
 
 from dockprogress._bridge import aiter_in_thread
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.manifest import parse_reference
 from dockprogress.core.push import PushTracker
-from dockprogress.docker.client import connect, translate_errors
+from dockprogress.docker.client import connect, hang_up, translate_errors
 from dockprogress.errors import DockProgressError, PushError
 from dockprogress.events import TaskEvent
 from dockprogress.task import Clock
@@ -101,10 +102,30 @@ class PushSession:
         return [e for e in events if e is not None]
 
     def _hang_up(self) -> None:
-        response, self._response = self._response, None
-        close = getattr(response, "close", None)
-        if close is not None:
-            close()
+        with self._lock:
+            response, self._response = self._response, None
+        hang_up(response)
+
+    @staticmethod
+    def _post_push(client: docker.DockerClient, name: str, tag: str) -> Any:
+        """``POST /images/{name}/push`` as docker-py's ``APIClient.push`` sends it (the CLI
+        config's credentials for the registry in ``X-Registry-Auth``), keeping the response:
+        docker-py hides it in a generator that another thread cannot close."""
+        api = client.api
+        registry, _ = docker.auth.resolve_repository_name(name)
+        headers = {}
+        header = docker.auth.get_config_header(api, registry)
+        if header:
+            headers["X-Registry-Auth"] = header
+        response = api._post_json(
+            api._url("/images/{0}/push", name),
+            None,
+            headers=headers,
+            stream=True,
+            params={"tag": tag},
+        )
+        api._raise_for_status(response)
+        return response
 
     def _push_one(
         self, client: docker.DockerClient, name: str, tag: str, tracker: PushTracker
@@ -117,7 +138,7 @@ class PushSession:
         try:
             with translate_errors(f"push {tracker.image}"):
                 try:
-                    response = client.api.push(name, tag=tag, stream=True, decode=False)
+                    response = self._post_push(client, name, tag)
                 except docker.errors.APIError as exc:
                     # Refused before any stream (no such image locally): the engine's words.
                     text = exc.explanation or str(exc)
@@ -128,8 +149,12 @@ class PushSession:
                     if event is not None:
                         yield event
                     raise PushError(str(text), image=tracker.image) from exc
-                self._response = response
-                for chunk in response:
+                with self._lock:
+                    if self._stop.is_set():  # cancelled while the engine was answering
+                        hang_up(response)
+                        return
+                    self._response = response
+                for chunk in response.iter_content(chunk_size=None):
                     if self._stop.is_set():
                         return
                     with self._lock:
@@ -151,6 +176,12 @@ class PushSession:
             if isinstance(exc, PushError):
                 raise
             raise PushError(str(exc), image=tracker.image) from exc
+        except (ValueError, AttributeError):
+            # A read of a response another thread has just closed (cancel); anything else
+            # of the kind is a bug and goes up.
+            if self._stop.is_set():
+                return
+            raise
         finally:
             self._hang_up()  # also after the stream ended: the connection is not kept
         if tracker.error is not None:

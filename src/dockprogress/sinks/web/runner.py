@@ -180,6 +180,61 @@ class TaskRunner:
 
         return await self.start_and_wait(f"logs {container}", factory)
 
+    async def start_build(
+        self,
+        path: str,
+        *,
+        tags: Sequence[str] = (),
+        dockerfile: str | None = None,
+        build_args: Mapping[str, str] | None = None,
+        target: str | None = None,
+        network: str | None = None,
+        platform: str | None = None,
+        no_cache: bool = False,
+        pull: bool = False,
+        builder: str = "auto",
+    ) -> str:
+        """Start building the context ``path`` (on the server's machine); return the task id.
+
+        The options are :func:`~dockprogress.docker.build.iter_build`'s. A context or
+        Dockerfile that cannot be read, an unknown target or builder raise ``UsageError``
+        (HTTP 400) before anything starts. Cancelling stops the build on the engine: the
+        classic builder's connection is shut down (the engine then stops the step's
+        container), buildx gets ``SIGINT`` (it cancels its BuildKit session's solve).
+        """
+        from dockprogress.docker.build import BuildSession
+
+        session = BuildSession(
+            path,
+            tags=tags,
+            dockerfile=dockerfile,
+            build_args=build_args,
+            target=target,
+            network=network,
+            platform=platform,
+            no_cache=no_cache,
+            pull=pull,
+            builder=builder,
+        )
+        label = f"build {tags[0] if tags else path}"
+        return await self.start_and_wait(label, lambda run: session)
+
+    async def start_push(self, images: str | Sequence[str]) -> str:
+        """Start pushing ``images`` one after the other; return the first one's task id.
+
+        Cancelling shuts the push stream's connection down, which makes the engine stop
+        sending layers to the registry.
+        """
+        from dockprogress.docker.push import PushSession
+
+        names = [images] if isinstance(images, str) else list(images)
+        label = f"push {' '.join(names)}"
+
+        def factory(run: Run) -> Iterable[TaskEvent]:
+            return PushSession(names, client=self._client(run))
+
+        return await self.start_and_wait(label, factory)
+
     # ------------------------------------------------------------- internals
 
     def _client(self, run: Run) -> Any:

@@ -14,6 +14,10 @@ Routes::
     POST /api/pull                {"image": ..., "platform"?: ...}             -> 202 {"task": id}
     POST /api/exec                {"container": ..., "cmd": [...], "bar"?: ...} -> 202 {"task": id}
     POST /api/logs                {"container": ..., "milestones_path" | "milestones": [...]}
+    POST /api/build               {"path": ..., "tags"?: [...], "dockerfile"?, "build_args"?: {},
+                                   "target"?, "network"?, "platform"?, "no_cache"?, "pull"?,
+                                   "builder"?: "auto"|"classic"|"buildkit"}  -> 202 {"task": id}
+    POST /api/push                {"images": [...]} (or "image": ...)         -> 202 {"task": id}
     POST /api/tasks/{id}/cancel   cancel a task this server started            -> 202
     WS   /ws                      snapshot, then coalesced updates, heartbeats (see hub)
 
@@ -193,6 +197,44 @@ def create_app(
             runner.start_logs(container, milestones_path=path, milestones=milestones)
         )
 
+    async def start_build(request: Request) -> Response:
+        body = await _json_body(request, guard, max_body)
+        path = _string(body, "path")
+        tags = _string_list(body, "tags")
+        build_args = body.get("build_args") or {}
+        if not isinstance(build_args, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in build_args.items()
+        ):
+            raise HTTPException(400, "build_args must be an object of strings")
+        flags = {}
+        for key in ("no_cache", "pull"):
+            value = body.get(key, False)
+            if not isinstance(value, bool):
+                raise HTTPException(400, f"{key} must be true or false")
+            flags[key] = value
+        return await _started(
+            runner.start_build(
+                path,
+                tags=tags,
+                dockerfile=_optional_string(body, "dockerfile"),
+                build_args=build_args,
+                target=_optional_string(body, "target"),
+                network=_optional_string(body, "network"),
+                platform=_optional_string(body, "platform"),
+                builder=_optional_string(body, "builder") or "auto",
+                **flags,
+            )
+        )
+
+    async def start_push(request: Request) -> Response:
+        body = await _json_body(request, guard, max_body)
+        if ("image" in body) == ("images" in body):
+            raise HTTPException(400, "give exactly one of image or images")
+        images = [_string(body, "image")] if "image" in body else _string_list(body, "images")
+        if not images:
+            raise HTTPException(400, "images must be a non-empty list of strings")
+        return await _started(runner.start_push(images))
+
     async def cancel(request: Request) -> Response:
         guard.require_post(request, ("application/json",))
         task_id = request.path_params["task_id"]
@@ -218,6 +260,8 @@ def create_app(
             Route("/api/pull", start_pull, methods=["POST"]),
             Route("/api/exec", start_exec, methods=["POST"]),
             Route("/api/logs", start_logs, methods=["POST"]),
+            Route("/api/build", start_build, methods=["POST"]),
+            Route("/api/push", start_push, methods=["POST"]),
             Route("/api/tasks/{task_id:path}/cancel", cancel, methods=["POST"]),
             WebSocketRoute("/ws", websocket),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
@@ -344,6 +388,15 @@ def _string(body: dict[str, Any], key: str) -> str:
 
 def _optional_string(body: dict[str, Any], key: str) -> str | None:
     return None if body.get(key) is None else _string(body, key)
+
+
+def _string_list(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise HTTPException(400, f"{key} must be a list of non-empty strings")
+    return value
 
 
 def _parse_events(body: bytes) -> list[TaskEvent]:
