@@ -56,6 +56,11 @@ _MAX_ROWS_TRACKED: Final = 4096
 # (Possessive: backing off a run of parameter bytes can never find the ``m``, so this matches
 # exactly what the plain form does, a quarter faster.)
 _SGR: Final = re.compile(r"\x1b\[[0-9;:]{0,64}+m")
+# An escape sequence left unfinished right before an SGR (a lone ESC, a CSI cut short, an
+# OSC/DCS string without its terminator): only ever hostile or broken output.
+_OPEN_BEFORE_SGR: Final = re.compile(
+    r"\x1b(?:\[[0-?]*+[ -/]*+|[ -/]++|[\]PX^_][^\x07\x1b]*+)?\x1b\[[0-9;:]{0,64}+m"
+)
 # What rich writes before redrawing N rows: erase the row, then N-1 times up one and erase.
 _ERASE_UP: Final = re.compile(r"\x1b\[2K(?:\x1b\[1A\x1b\[2K)*+")
 
@@ -196,7 +201,9 @@ class TtyParser:
     # -------------------------------------------------------------- internals
 
     def _process(self, text: str, out: list[Frame]) -> None:
-        if "\x1b[" in text:
+        if "\x1b[" in text and _OPEN_BEFORE_SGR.search(text) is None:
+            # (Not where an SGR follows an unfinished sequence: its ESC ends that sequence
+            # on a terminal, and taking the SGR out would join the two.)
             text = _SGR.sub("", text)
         # Text between escape sequences with only \r and \n in it (all of tqdm's and rich's
         # output) goes through str.split; the rest through the token loop. Same frames
