@@ -89,3 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DockProgressError as exc:
         print(f"dockprogress: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if argv is None:  # the process's own command line: it exits next
+            _quick_exit()
+
+
+def _quick_exit() -> None:
+    """Spare the exiting interpreter its last garbage collection over every object the
+    imports made (7 ms of an up-to-date pull's 100 on the bench machine; 2 ms left): they are
+    frozen, so the collection at shutdown skips them. Only for the process's own command
+    line, never for a program calling :func:`main`."""
+    import gc
+
+    gc.freeze()

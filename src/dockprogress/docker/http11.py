@@ -185,15 +185,24 @@ class Connection:
 
     def request(self, method: str, path: str, headers: Mapping[str, str] | None = None) -> Response:
         """Send ``method path`` (no body) and read the answer's status line and headers."""
+        self.send(method, path, headers)
+        return self.response(method)
+
+    def send(self, method: str, path: str, headers: Mapping[str, str] | None = None) -> None:
+        """Send ``method path`` (no body); :meth:`response` reads the answer later."""
         self.open()
         assert self.sock is not None
-        assert self._reader is not None
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}"]
         lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
         if method in ("POST", "PUT"):
             lines.append("Content-Length: 0")
         self._reusable = False
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    def response(self, method: str) -> Response:
+        """The answer to the request :meth:`send` sent (``method`` as sent)."""
+        if self._reader is None:
+            raise ConnectionError("the connection was closed before its answer was read")
         return Response(self, self._reader, method)
 
     def _answered(self, response: Response) -> None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
@@ -168,6 +168,7 @@ class LeanEngine:
         self._lock = threading.Lock()
         self._idle: Connection | None = None
         self._streams: list[PullStream] = []
+        self._sent: list[Connection] = []
         self._info: dict[str, Any] | None = None
         self._prefix = ""
 
@@ -295,33 +296,60 @@ class LeanEngine:
         streaming (unknown tag, unreachable registry); connection failures as the raw
         exception (wrap the call and the iteration in :meth:`errors`).
         """
+        return self.prepare_pull(name, tag, platform)()
+
+    def prepare_pull(
+        self, name: str, tag: str, platform: str | None = None
+    ) -> Callable[[], PullStream]:
+        """Send the pull's request now; the function returned reads its answer (what
+        :meth:`pull` returns, or raises). The engine starts on the pull while this process
+        asks for what else it needs (``/info``, the registry's manifest); the stream waits
+        in the socket, unread, not a message lost. A failed send is raised by the function.
+        """
         params = {"tag": tag, "fromImage": name}
         if platform:
             params["platform"] = platform
-        connection = self._connection()
+        failure: BaseException | None = None
+        connection: Connection | None = None
         try:
-            response = connection.request(
-                "POST", f"{self._prefix}/images/create?{urlencode(params)}", _HEADERS
-            )
-            if response.status >= 400:
-                raise EngineRefused(_explanation(response.read()), response.status)
-        except BaseException:
-            connection.close()
-            raise
-        stream = PullStream(connection, response)
-        with self._lock:
-            self._streams.append(stream)
-        return stream
+            connection = self._connection()
+            with self._lock:
+                self._sent.append(connection)  # closed by close(), even if never read
+            connection.send("POST", f"{self._prefix}/images/create?{urlencode(params)}", _HEADERS)
+        except Exception as exc:  # said when the answer is asked for, as pull() would
+            failure = exc
+
+        def answer() -> PullStream:
+            if failure is not None:
+                raise failure
+            assert connection is not None
+            try:
+                response = connection.response("POST")
+                if response.status >= 400:
+                    raise EngineRefused(_explanation(response.read()), response.status)
+            except BaseException:
+                connection.close()
+                raise
+            stream = PullStream(connection, response)
+            with self._lock:
+                self._streams.append(stream)
+            return stream
+
+        return answer
 
     def close(self) -> None:
         """Close every connection, ending open pull streams (their readers wake)."""
         with self._lock:
             idle, self._idle = self._idle, None
             streams, self._streams = self._streams, []
+            sent, self._sent = self._sent, []
         if idle is not None:
             idle.close()
         for stream in streams:
             stream.close()
+        for connection in sent:  # pulls sent but never read
+            connection.shutdown()
+            connection.close()
 
 
 # -------------------------------------------------------------------- credentials

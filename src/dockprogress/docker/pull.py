@@ -78,6 +78,10 @@ class _Engine(Protocol):
 
     def pull(self, name: str, tag: str, platform: str | None = None) -> Iterable[bytes]: ...
 
+    def prepare_pull(
+        self, name: str, tag: str, platform: str | None = None
+    ) -> Callable[[], Iterable[bytes]]: ...
+
     def errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def close(self) -> None: ...
@@ -108,6 +112,11 @@ class _DockerPyEngine:
         except docker.errors.APIError as exc:
             raise EngineRefused(_explanation(exc), exc.status_code or 0) from exc
         return chunks
+
+    def prepare_pull(
+        self, name: str, tag: str, platform: str | None = None
+    ) -> Callable[[], Iterable[bytes]]:
+        return lambda: self.pull(name, tag, platform)  # docker-py sends and reads at once
 
     def errors(self, action: str) -> AbstractContextManager[None]:
         from dockprogress.docker.client import endpoint_of, translate_errors
@@ -160,6 +169,7 @@ class PullSession:
         self._platform_arg = str(self.platform) if self.platform else None
         self._client = client
         self._engine: _Engine | None = None
+        self._pulls: dict[int, Callable[[], Iterable[bytes]]] = {}
         self._own_client = client is None
         self._host = host
         self._context = context
@@ -189,6 +199,11 @@ class PullSession:
         failures: list[BaseException] = []
         try:
             engine = self._connect()
+            # The lean client sends the pulls now: the engine works on them meanwhile.
+            for each in self.jobs:
+                self._pulls[each.index] = engine.prepare_pull(
+                    each.ref.name, each.ref.reference, self._platform_arg
+                )
             platform = self.platform or Platform(*engine.platform())
             self._containerd, self._engine_key = engine.image_store()
             workers = [
@@ -347,7 +362,7 @@ class PullSession:
         try:
             with engine.errors(f"pull {ref.canonical}"):
                 try:
-                    chunks = engine.pull(ref.name, ref.reference, self._platform_arg)
+                    chunks = self._pulls.pop(job.index)()
                 except EngineRefused as exc:
                     # The engine refused before streaming (unknown tag, unreachable registry):
                     # its explanation is the error message.
