@@ -21,7 +21,7 @@ import warnings
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, Final
 
 import docker
 import docker.errors
@@ -127,6 +127,8 @@ def connect(
         _ENDPOINTS[client] = endpoint
         _ENDPOINTS[client.api] = endpoint
         try:
+            if "version" not in kwargs:  # negotiated now, through the closing transport
+                client.api._version = client.api._retrieve_server_version()
             client.ping()
         except BaseException:
             client.close()
@@ -151,13 +153,19 @@ def _client(endpoint: Endpoint, timeout: float, kwargs: dict[str, Any]) -> docke
         )
     if endpoint.transport == "ssh":
         _require_paramiko()
+    # docker-py asks the engine's API version in its constructor, before close_failed_connects
+    # can swap the unix transport: a missing socket's failed connect was left to the collector
+    # (a ResourceWarning). A placeholder version defers the question to connect().
     return docker.DockerClient(
         base_url=endpoint.host,
         tls=tls,
         timeout=int(timeout),
         use_ssh_client=False,
-        **kwargs,
+        **({"version": _NEGOTIATE_LATER} | kwargs),
     )
+
+
+_NEGOTIATE_LATER: Final = "1.24"  # docker-py's minimum; replaced by the engine's own at once
 
 
 class _TLSConfig(docker.tls.TLSConfig):  # type: ignore[misc]

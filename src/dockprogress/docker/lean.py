@@ -396,9 +396,10 @@ def needs_credentials(registries: Iterable[str], env: Mapping[str, str] | None =
     if any(_hostname(str(key)) in wanted for key in helpers):
         return True
     auths = config.get("auths")
-    if auths is None and not helpers:
+    if not auths and not helpers:
         # docker-py reads a file with no auth section as nothing but auth entries.
         auths = {key: value for key, value in config.items() if isinstance(value, dict)}
+    auths = auths or {}
     if not isinstance(auths, dict):
         return True
     return any(_hostname(str(key)) in wanted for key in auths)
