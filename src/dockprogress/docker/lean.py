@@ -315,6 +315,10 @@ class LeanEngine:
             connection = self._connection()
             with self._lock:
                 self._sent.append(connection)  # closed by close(), even if never read
+            if connection.sock is not None:
+                # No read timeout on a pull, as docker-py's (timeout=None): the engine may be
+                # silent for minutes while it unpacks a large layer.
+                connection.sock.settimeout(None)
             connection.send("POST", f"{self._prefix}/images/create?{urlencode(params)}", _HEADERS)
         except Exception as exc:  # said when the answer is asked for, as pull() would
             failure = exc

@@ -3,6 +3,15 @@
 One blocking generator, :func:`iter_pull`, does the work; :func:`pull` (callback form, and
 the seed's ``MessageHandler`` through ``handler=``) and :func:`apull` (``async for``) wrap it.
 
+The engine is a ``docker.DockerClient`` when the caller gives one, or when the endpoint is
+not a local unix socket (ssh, tcp, TLS) or the user's docker config holds credentials for a
+registry pulled from (docker-py sends them with the pull). Otherwise it is
+:class:`~dockprogress.docker.lean.LeanEngine`, the standard library on the socket: a pull
+of an image already up to date then starts and ends within a few times ``docker pull``'s
+wall time, docker-py, requests, urllib3 and paramiko never imported. The lean client sends
+each image's pull request right away, so the engine works on it while ``/info`` and the
+registry are asked.
+
 For each image, in its own worker thread:
 
 1. its manifest is fetched from the registry (:mod:`dockprogress.docker.registry`) for the
