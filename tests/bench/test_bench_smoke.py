@@ -229,6 +229,16 @@ def test_push_once_times_both_tools_and_the_registry_forgets_each_run(testbed: o
 
 
 @pytest.mark.engine
+def test_up_to_date_row_pairs_both_tools_and_sets_the_3x_target(testbed: object) -> None:
+    comparison, target = pull_e2e.up_to_date(runs=2)
+    assert len(comparison.subject.runs) == len(comparison.baselines[0].runs) == 2
+    assert all(0 < v < 30 for v in comparison.subject.runs + comparison.baselines[0].runs)
+    assert target.limit == 3.0
+    assert target.measured == comparison.subject.median / comparison.baselines[0].median
+    assert "failed" not in target.note  # both tools exited 0 every time
+
+
+@pytest.mark.engine
 def test_latency_paths_deliver_stamped_events(testbed: object) -> None:
     name = "dp-bench-smoke-exec"
     latency._remove_container(name)

@@ -17,7 +17,6 @@ name the engine in errors, and the exec adapter to know whether the engine's pid
 
 from __future__ import annotations
 
-import os
 import socket
 import warnings
 import weakref
@@ -31,6 +30,13 @@ import docker.tls
 import requests.exceptions
 
 from dockprogress.docker.endpoint import DEFAULT_HOST, Endpoint, resolve
+from dockprogress.docker.hints import (
+    connection_error,
+    describe,
+    engine_address,
+    hint,
+    lost_connection,
+)
 from dockprogress.docker.unixsock import close_failed_connects
 from dockprogress.errors import DockProgressError, EngineError, UsageError
 
@@ -50,47 +56,12 @@ __all__ = [
 _ENDPOINTS: weakref.WeakKeyDictionary[Any, Endpoint] = weakref.WeakKeyDictionary()
 
 
-def engine_address(host: str | None = None, context: str | None = None) -> str:
-    """The address the docker CLI would use, and where it came from (for messages)."""
-    try:
-        return resolve(host, context).describe()
-    except UsageError:
-        return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
-
-
 def endpoint_of(client: Any) -> Endpoint | None:
     """The endpoint of a client made by :func:`connect` (or its ``.api``); else ``None``."""
     try:
         return _ENDPOINTS.get(client) or _ENDPOINTS.get(getattr(client, "api", None))
     except TypeError:  # not weak-referenceable: not one of ours
         return None
-
-
-_NO_SOCKET: Final = " does not exist: is dockerd running? (or set DOCKER_HOST)"
-
-
-def _hint(endpoint: Endpoint | None) -> str:
-    if endpoint is None or endpoint.local:
-        path = (endpoint.host if endpoint else DEFAULT_HOST).removeprefix("unix://")
-        if not os.path.exists(path):
-            return f"{path}{_NO_SOCKET}"
-        if not os.access(path, os.R_OK | os.W_OK):
-            return f"no permission on {path}: join the docker group or run as root"
-        return "is dockerd running and answering on it?"
-    if endpoint.transport == "ssh":
-        return (
-            "can this machine log in there with a key (ssh-agent, ~/.ssh/config IdentityFile) "
-            "and is the host in ~/.ssh/known_hosts? the remote side needs the docker CLI "
-            "(it runs `docker system dial-stdio`)"
-        )
-    where = f"context {endpoint.context!r}" if endpoint.context else endpoint.source
-    if endpoint.transport == "tls":
-        return f"is the engine running there, and are the TLS files of {where} right?"
-    return f"is the engine running there, and is {where} right?"
-
-
-def _describe(endpoint: Endpoint | None) -> str:
-    return endpoint.describe() if endpoint is not None else engine_address()
 
 
 @contextmanager
@@ -119,28 +90,22 @@ def translate_errors(
 
 def _translated(exc: Exception, action: str, endpoint: Endpoint | None) -> EngineError | None:
     """The ``EngineError`` for a docker-py/requests/ssh/TLS failure; ``None``: not ours."""
-    where = _describe(endpoint)
+    where = describe(endpoint)
     if isinstance(exc, docker.errors.APIError):
         explanation = exc.explanation or str(exc)
         if isinstance(explanation, bytes):
             explanation = explanation.decode("utf-8", "replace")
         return EngineError(f"could not {action}: {explanation}")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return EngineError(
-            f"lost the connection to the Docker engine at {where} while trying to {action}: "
-            f"{exc}; {_hint(endpoint)}"
-        )
+        return lost_connection(exc, action, endpoint)
     if isinstance(exc, requests.exceptions.RequestException):
         return EngineError(f"could not {action} at {where}: {exc}")
     # Below requests (its errors are OSErrors too): ssh channels, TLS handshakes.
     if isinstance(exc, docker.errors.DockerException | OSError):
-        hint = _hint(endpoint)
-        if hint.endswith(_NO_SOCKET):  # the whole story: docker-py's wrapping adds only noise
-            return EngineError(f"could not {action} at {where}: {hint}")
-        return EngineError(f"could not {action} at {where}: {exc}; {hint}")
+        return connection_error(exc, action, endpoint)
     if type(exc).__module__.startswith("paramiko"):  # authentication, unknown host key
         reason = str(exc) or type(exc).__name__
-        return EngineError(f"could not {action} at {where}: ssh: {reason}; {_hint(endpoint)}")
+        return EngineError(f"could not {action} at {where}: ssh: {reason}; {hint(endpoint)}")
     return None
 
 
@@ -164,6 +129,8 @@ def connect(
         _ENDPOINTS[client] = endpoint
         _ENDPOINTS[client.api] = endpoint
         try:
+            if "version" not in kwargs:  # negotiated now, through the closing transport
+                client.api._version = client.api._retrieve_server_version()
             client.ping()
         except BaseException:
             client.close()
@@ -188,13 +155,19 @@ def _client(endpoint: Endpoint, timeout: float, kwargs: dict[str, Any]) -> docke
         )
     if endpoint.transport == "ssh":
         _require_paramiko()
+    # docker-py asks the engine's API version in its constructor, before close_failed_connects
+    # can swap the unix transport: a missing socket's failed connect was left to the collector
+    # (a ResourceWarning). A placeholder version defers the question to connect().
     return docker.DockerClient(
         base_url=endpoint.host,
         tls=tls,
         timeout=int(timeout),
         use_ssh_client=False,
-        **kwargs,
+        **({"version": _NEGOTIATE_LATER} | kwargs),
     )
+
+
+_NEGOTIATE_LATER: Final = "1.24"  # docker-py's minimum; replaced by the engine's own at once
 
 
 class _TLSConfig(docker.tls.TLSConfig):  # type: ignore[misc]

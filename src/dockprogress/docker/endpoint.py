@@ -29,7 +29,6 @@ context file; each message says what to run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -97,6 +96,8 @@ def config_dir(env: Mapping[str, str]) -> Path:
 
 def context_dir_name(name: str) -> str:
     """The directory a context's files live in: the sha256 hex of its name."""
+    import hashlib  # (only contexts need it: not loaded for the default socket)
+
     return hashlib.sha256(name.encode("utf-8")).hexdigest()
 
 

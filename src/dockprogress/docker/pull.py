@@ -3,6 +3,15 @@
 One blocking generator, :func:`iter_pull`, does the work; :func:`pull` (callback form, and
 the seed's ``MessageHandler`` through ``handler=``) and :func:`apull` (``async for``) wrap it.
 
+The engine is a ``docker.DockerClient`` when the caller gives one, or when the endpoint is
+not a local unix socket (ssh, tcp, TLS) or the user's docker config holds credentials for a
+registry pulled from (docker-py sends them with the pull). Otherwise it is
+:class:`~dockprogress.docker.lean.LeanEngine`, the standard library on the socket: a pull
+of an image already up to date then starts and ends within a few times ``docker pull``'s
+wall time, docker-py, requests, urllib3 and paramiko never imported. The lean client sends
+each image's pull request right away, so the engine works on it while ``/info`` and the
+registry are asked.
+
 For each image, in its own worker thread:
 
 1. its manifest is fetched from the registry (:mod:`dockprogress.docker.registry`) for the
@@ -35,21 +44,22 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
-import docker
-
-from dockprogress._bridge import aiter_in_thread
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.manifest import ImageRef, Platform, parse_platform, parse_reference
 from dockprogress.core.pull import PullTracker
-from dockprogress.docker.client import connect, endpoint_of, engine_platform, translate_errors
+from dockprogress.docker.endpoint import resolve
+from dockprogress.docker.lean import EngineRefused, LeanEngine, image_store_of, needs_credentials
 from dockprogress.docker.registry import fetch_manifest
 from dockprogress.errors import DockProgressError, PullError, RegistryError
 from dockprogress.events import Kind, Operation, State, TaskEvent
-from dockprogress.profiles import load_unpack_rate, record_unpack
 from dockprogress.task import Clock, Task
+
+if TYPE_CHECKING:
+    import docker
 
 __all__ = ["AGGREGATE_TASK", "PullSession", "apull", "iter_pull", "pull"]
 
@@ -61,13 +71,69 @@ _EVENT, _FAILURE, _END, _STOPPED, _TICK = "event", "failure", "end", "stopped", 
 def image_store(client: docker.DockerClient) -> tuple[bool, str]:
     """Whether the engine keeps images in containerd (``driver-type io.containerd…``), and
     the engine's ID (what learned unpack rates are kept under)."""
+    from dockprogress.docker.client import translate_errors
+
     with translate_errors("ask the Docker engine for its image store"):
         info = client.info()
-    status = info.get("DriverStatus") or []
-    containerd = any(
-        isinstance(pair, list | tuple) and pair and "containerd" in str(pair[-1]) for pair in status
-    )
-    return containerd, str(info.get("ID") or info.get("Name") or "engine")
+    return image_store_of(info)
+
+
+class _Engine(Protocol):
+    """What a pull asks of the engine: :class:`LeanEngine`, or docker-py's client wrapped."""
+
+    def platform(self) -> tuple[str, str]: ...
+
+    def image_store(self) -> tuple[bool, str]: ...
+
+    def pull(self, name: str, tag: str, platform: str | None = None) -> Iterable[bytes]: ...
+
+    def prepare_pull(
+        self, name: str, tag: str, platform: str | None = None
+    ) -> Callable[[], Iterable[bytes]]: ...
+
+    def errors(self, action: str) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
+class _DockerPyEngine:
+    """A ``docker.DockerClient`` as an :class:`_Engine` (ssh, tcp, TLS, credentials, or a
+    client the caller gave)."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+
+    def platform(self) -> tuple[str, str]:
+        from dockprogress.docker.client import engine_platform
+
+        return engine_platform(self.client)
+
+    def image_store(self) -> tuple[bool, str]:
+        return image_store(self.client)
+
+    def pull(self, name: str, tag: str, platform: str | None = None) -> Iterable[bytes]:
+        import docker.errors
+
+        try:
+            chunks: Iterable[bytes] = self.client.api.pull(
+                name, tag=tag, stream=True, decode=False, platform=platform
+            )
+        except docker.errors.APIError as exc:
+            raise EngineRefused(_explanation(exc), exc.status_code or 0) from exc
+        return chunks
+
+    def prepare_pull(
+        self, name: str, tag: str, platform: str | None = None
+    ) -> Callable[[], Iterable[bytes]]:
+        return lambda: self.pull(name, tag, platform)  # docker-py sends and reads at once
+
+    def errors(self, action: str) -> AbstractContextManager[None]:
+        from dockprogress.docker.client import endpoint_of, translate_errors
+
+        return translate_errors(action, endpoint_of(self.client))
+
+    def close(self) -> None:
+        self.client.close()
 
 
 class _Job:
@@ -111,6 +177,8 @@ class PullSession:
         self.platform = parse_platform(platform) if platform else None
         self._platform_arg = str(self.platform) if self.platform else None
         self._client = client
+        self._engine: _Engine | None = None
+        self._pulls: dict[int, Callable[[], Iterable[bytes]]] = {}
         self._own_client = client is None
         self._host = host
         self._context = context
@@ -139,13 +207,18 @@ class PullSession:
     def __iter__(self) -> Iterator[TaskEvent]:
         failures: list[BaseException] = []
         try:
-            client = self._connect()
-            platform = self.platform or Platform(*engine_platform(client))
-            self._containerd, self._engine_key = image_store(client)
+            engine = self._connect()
+            # The lean client sends the pulls now: the engine works on them meanwhile.
+            for each in self.jobs:
+                self._pulls[each.index] = engine.prepare_pull(
+                    each.ref.name, each.ref.reference, self._platform_arg
+                )
+            platform = self.platform or Platform(*engine.platform())
+            self._containerd, self._engine_key = engine.image_store()
             workers = [
                 threading.Thread(
                     target=self._work,
-                    args=(job, client, platform),
+                    args=(job, engine, platform),
                     name=f"dockprogress-pull-{job.index}",
                     daemon=True,
                 )
@@ -183,8 +256,8 @@ class PullSession:
             raise
         finally:
             self._stop.set()
-            if self._own_client and self._client is not None:
-                self._client.close()
+            if self._own_client and self._engine is not None:
+                self._engine.close()  # ends the workers' streams too
         if failures:
             raise failures[0]
 
@@ -195,10 +268,22 @@ class PullSession:
 
     # ------------------------------------------------------------------ workers
 
-    def _connect(self) -> docker.DockerClient:
-        if self._client is None:
-            self._client = connect(host=self._host, context=self._context)
-        return self._client
+    def _connect(self) -> _Engine:
+        """The engine: the caller's client, else the lean client for a local socket when the
+        pull needs no credentials (no docker-py import), else a docker-py client."""
+        if self._engine is None:
+            if self._client is not None:
+                self._engine = _DockerPyEngine(self._client)
+            else:
+                endpoint = resolve(self._host, self._context)
+                if endpoint.local and not needs_credentials(j.ref.registry for j in self.jobs):
+                    self._engine = LeanEngine.open(endpoint)
+                else:
+                    from dockprogress.docker.client import connect
+
+                    self._client = connect(endpoint=endpoint)
+                    self._engine = _DockerPyEngine(self._client)
+        return self._engine
 
     def _get(self) -> tuple[str, _Job | None, Any]:
         try:
@@ -224,6 +309,8 @@ class PullSession:
         """A finished pull on the containerd store refines this engine's unpack rate."""
         sample = tracker.unpack_sample
         if sample is not None and self._engine_key:
+            from dockprogress.profiles import record_unpack
+
             record_unpack(self._engine_key, job.ref.name, *sample)
 
     def _put(self, kind: str, job: _Job, payload: Any) -> None:
@@ -237,6 +324,11 @@ class PullSession:
     def _new_tracker(
         self, job: _Job, sizes: dict[str, int] | None, manifest_error: str | None
     ) -> PullTracker:
+        rate = None
+        if self._containerd:  # (the profiles module loads only where it is needed)
+            from dockprogress.profiles import load_unpack_rate
+
+            rate = load_unpack_rate(self._engine_key, job.ref.name)
         tracker = PullTracker(
             job.ref.canonical,
             layer_sizes=sizes,
@@ -244,25 +336,21 @@ class PullSession:
             extra_detail={"manifest_error": manifest_error} if manifest_error else None,
             priority=self._priority,
             containerd_store=self._containerd,
-            unpack_rate=(
-                load_unpack_rate(self._engine_key, job.ref.name) if self._containerd else None
-            ),
+            unpack_rate=rate,
         )
         job.tracker = tracker
         return tracker
 
-    def _work(self, job: _Job, client: docker.DockerClient, platform: Platform) -> None:
+    def _work(self, job: _Job, engine: _Engine, platform: Platform) -> None:
         try:
-            for event in self._pull_one(job, client, platform):
+            for event in self._pull_one(job, engine, platform):
                 self._put(_EVENT, job, event)
         except BaseException as exc:  # handed to the consuming thread
             self._put(_FAILURE, job, exc)
         finally:
             self._put(_END, job, None)
 
-    def _pull_one(
-        self, job: _Job, client: docker.DockerClient, platform: Platform
-    ) -> Iterator[TaskEvent]:
+    def _pull_one(self, job: _Job, engine: _Engine, platform: Platform) -> Iterator[TaskEvent]:
         ref = job.ref
         sizes: dict[str, int] | None = None
         manifest_error: str | None = None
@@ -281,19 +369,13 @@ class PullSession:
         decoder = JsonLinesDecoder()
         response: Any = None
         try:
-            with translate_errors(f"pull {ref.canonical}", endpoint_of(client)):
+            with engine.errors(f"pull {ref.canonical}"):
                 try:
-                    chunks = client.api.pull(
-                        ref.name,
-                        tag=ref.reference,
-                        stream=True,
-                        decode=False,
-                        platform=self._platform_arg,
-                    )
-                except docker.errors.APIError as exc:
+                    chunks = self._pulls.pop(job.index)()
+                except EngineRefused as exc:
                     # The engine refused before streaming (unknown tag, unreachable registry):
                     # its explanation is the error message.
-                    message = _explanation(exc)
+                    message = exc.message
                     with job.lock:
                         event = tracker.fail(message)
                     if event is not None:
@@ -483,4 +565,6 @@ def pull(
 
 def apull(images: str | Sequence[str], **options: Any) -> AsyncIterator[TaskEvent]:
     """``async for event in apull(...)``: :func:`iter_pull` run in a worker thread."""
+    from dockprogress._bridge import aiter_in_thread  # asyncio: for the async form only
+
     return aiter_in_thread(lambda: iter_pull(images, **options))

@@ -16,16 +16,20 @@ engine treats them as insecure by default), ``https`` otherwise; Docker Hub's AP
 ``registry-1.docker.io``. Loopback requests ignore proxy settings from the environment.
 Every failure (unreachable, timeout, 404, bad body, no matching platform) is a
 :class:`~dockprogress.errors.RegistryError`; the pull adapter then falls back to a growing
-total. ``requests`` is the HTTP client docker-py already depends on.
+total.
+
+A loopback registry is first asked over a plain socket
+(:mod:`dockprogress.docker.http11`), on one kept-alive connection for the index and the
+platform's manifest; when it answers ``401``
+(credentials or a token needed), and for every other registry, the lookup is made with
+``requests`` (the HTTP client docker-py depends on), imported then: a pull from a local
+registry that needs no login does not load it.
 """
 
 from __future__ import annotations
 
-import base64
 import re
-from typing import Any, Final
-
-import requests
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from dockprogress.core.manifest import (
     ACCEPT,
@@ -36,7 +40,11 @@ from dockprogress.core.manifest import (
     Platform,
     parse_manifest,
 )
+from dockprogress.docker.http11 import Connection, tcp_connector
 from dockprogress.errors import RegistryError
+
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["fetch_manifest", "parse_challenge", "registry_base_url"]
 
@@ -51,6 +59,17 @@ def registry_base_url(registry: str) -> str:
     host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
     scheme = "http" if host in _LOOPBACK else "https"
     return f"{scheme}://{registry}"
+
+
+def _host_port(registry: str) -> tuple[str, int]:
+    """``127.0.0.1:5000`` → ``("127.0.0.1", 5000)``; ``[::1]:5000`` → ``("::1", 5000)``;
+    no port: 80 (loopback registries are asked over http)."""
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, _, port = registry.partition(":")
+    return host, int(port) if port.isdigit() else 80
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
@@ -76,10 +95,59 @@ def _credentials(registry: str) -> dict[str, Any] | None:
     return dict(auth)
 
 
+class _Answer(NamedTuple):
+    """A registry's ``200`` answer to a manifest request."""
+
+    content: bytes
+    content_type: str | None
+    digest: str | None
+
+
+class _NeedsAuth(Exception):
+    """The registry answered ``401``: the lookup is left to :class:`_Session`."""
+
+
+def _refusal(ref: ImageRef, status: int, reference: str, text: str) -> RegistryError:
+    return RegistryError(
+        f"registry {ref.registry} answered {status} for the manifest "
+        f"of {ref.repository}:{reference}: {text[:300].strip()}"
+    )
+
+
+class _LoopbackSession:
+    """A manifest lookup on a loopback registry over ``http.client``, without credentials."""
+
+    def __init__(self, ref: ImageRef, timeout: float) -> None:
+        self.ref = ref
+        host, port = _host_port(ref.registry)
+        self.connection = Connection(tcp_connector(host, port, timeout), ref.registry)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def manifest(self, reference: str) -> _Answer:
+        path = f"/v2/{self.ref.repository}/manifests/{reference}"
+        try:
+            response = self.connection.request("GET", path, {"Accept": ACCEPT})
+            body = response.read()
+        except OSError as exc:
+            self.connection.close()
+            raise RegistryError(f"registry {self.ref.registry} could not be asked: {exc}") from exc
+        if response.status == 401:
+            raise _NeedsAuth
+        if response.status != 200:
+            raise _refusal(self.ref, response.status, reference, body.decode("utf-8", "replace"))
+        return _Answer(
+            body, response.header("Content-Type"), response.header("Docker-Content-Digest")
+        )
+
+
 class _Session:
     """One manifest lookup: a requests session plus the token it earned."""
 
     def __init__(self, ref: ImageRef, timeout: float) -> None:
+        import requests
+
         self.ref = ref
         self.base = registry_base_url(ref.registry)
         self.timeout = (min(timeout, 5.0), timeout)
@@ -92,12 +160,14 @@ class _Session:
         self.http.close()
 
     def get(self, url: str, headers: dict[str, str]) -> requests.Response:
+        import requests
+
         try:
             return self.http.get(url, headers=headers, timeout=self.timeout)
         except requests.exceptions.RequestException as exc:
             raise RegistryError(f"registry {self.ref.registry} could not be asked: {exc}") from exc
 
-    def manifest(self, reference: str) -> requests.Response:
+    def manifest(self, reference: str) -> _Answer:
         url = f"{self.base}/v2/{self.ref.repository}/manifests/{reference}"
         headers = {"Accept": ACCEPT}
         if self.authorization:
@@ -108,11 +178,12 @@ class _Session:
             headers["Authorization"] = self.authorization
             response = self.get(url, headers)
         if response.status_code != 200:
-            raise RegistryError(
-                f"registry {self.ref.registry} answered {response.status_code} for the manifest "
-                f"of {self.ref.repository}:{reference}: {response.text[:300].strip()}"
-            )
-        return response
+            raise _refusal(self.ref, response.status_code, reference, response.text)
+        return _Answer(
+            response.content,
+            response.headers.get("Content-Type"),
+            response.headers.get("Docker-Content-Digest"),
+        )
 
     def _authorize(self, challenge: str) -> str:
         scheme, params = parse_challenge(challenge)
@@ -123,6 +194,8 @@ class _Session:
                     f"registry {self.ref.registry} wants a login: run `docker login "
                     f"{self.ref.registry}`"
                 )
+            import base64
+
             pair = f"{creds['username']}:{creds.get('password') or ''}".encode()
             return "Basic " + base64.b64encode(pair).decode("ascii")
         if scheme != "bearer" or not params.get("realm"):
@@ -131,6 +204,8 @@ class _Session:
             )
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
         query.setdefault("scope", f"repository:{self.ref.repository}:pull")
+        import requests
+
         auth: tuple[str, str] | None = None
         if creds and creds.get("username") and creds.get("password"):
             auth = (str(creds["username"]), str(creds["password"]))
@@ -157,22 +232,30 @@ class _Session:
 
 def fetch_manifest(ref: ImageRef, platform: Platform, *, timeout: float = 10.0) -> ImageManifest:
     """The manifest the engine will pull for ``ref`` on ``platform``; ``RegistryError`` if not."""
+    if registry_base_url(ref.registry).startswith("http://"):
+        loopback = _LoopbackSession(ref, timeout)
+        try:
+            return _lookup(loopback, ref, platform)
+        except _NeedsAuth:
+            pass  # credentials or a token: requests' session below knows how
+        finally:
+            loopback.close()
     session = _Session(ref, timeout)
     try:
-        response = session.manifest(ref.reference)
-        found = parse_manifest(
-            response.content,
-            response.headers.get("Content-Type"),
-            digest=response.headers.get("Docker-Content-Digest"),
-        )
-        if isinstance(found, ImageIndex):
-            entry = found.choose(platform)
-            response = session.manifest(entry.digest)
-            found = parse_manifest(
-                response.content, response.headers.get("Content-Type"), digest=entry.digest
-            )
-            if isinstance(found, ImageIndex):
-                raise RegistryError(f"manifest index of {ref.canonical} points to another index")
-        return found
+        return _lookup(session, ref, platform)
     finally:
         session.close()
+
+
+def _lookup(
+    session: _LoopbackSession | _Session, ref: ImageRef, platform: Platform
+) -> ImageManifest:
+    answer = session.manifest(ref.reference)
+    found = parse_manifest(answer.content, answer.content_type, digest=answer.digest)
+    if isinstance(found, ImageIndex):
+        entry = found.choose(platform)
+        answer = session.manifest(entry.digest)
+        found = parse_manifest(answer.content, answer.content_type, digest=entry.digest)
+        if isinstance(found, ImageIndex):
+            raise RegistryError(f"manifest index of {ref.canonical} points to another index")
+    return found
