@@ -394,7 +394,7 @@ def ensure_images(modern: Modern, refs: list[str], say: Say, *, just_started: bo
 
 # containerd's own random lease ids (``leases.WithRandomID``), as the engine's pulls use;
 # BuildKit's leases have other ids and must never be touched (its cache lives on them).
-_PULL_LEASE = re.compile(r"^[0-9]+-[A-Za-z0-9]{4}$")
+_PULL_LEASE = re.compile(r"^[0-9]+-[A-Za-z0-9_-]{4}$")  # base64url: _ and - too
 
 
 def drop_pull_leases(modern: Modern) -> None:

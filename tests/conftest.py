@@ -222,7 +222,7 @@ def _remove_image(client: docker.DockerClient, ref: str, registries: tuple[str, 
             continue  # another test session removed it meanwhile
 
 
-def _drop_leftover_pull_leases(client: docker.DockerClient, testbed: Testbed) -> None:
+def drop_leftover_pull_leases(client: docker.DockerClient, testbed: Testbed) -> None:
     """On the modern engine: drop the pull leases a cancelled pull left (24 h expiry).
 
     Docker 26 does not release the lease of a pull whose client went away (a cancel test):
@@ -249,7 +249,7 @@ def _same_host(client: docker.DockerClient, host: str) -> bool:
 def remove_image(docker_client: docker.DockerClient, testbed: Testbed) -> Callable[[str], None]:
     def remove(ref: str) -> None:
         _remove_image(docker_client, ref, (testbed.registry, testbed.slow_registry))
-        _drop_leftover_pull_leases(docker_client, testbed)
+        drop_leftover_pull_leases(docker_client, testbed)
 
     return remove
 

@@ -20,6 +20,7 @@ from dockprogress.docker.pull import image_store, iter_pull
 from dockprogress.events import State, TaskEvent
 from dockprogress.profiles import load_unpack_rate
 from tests.conftest import Testbed as Bed
+from tests.conftest import drop_leftover_pull_leases
 from tests.contract import assert_event_lines
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -37,14 +38,15 @@ def modern(testbed: Bed, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> doc
     client.close()
 
 
-def _forget(client: docker.DockerClient, ref: str) -> None:
+def _forget(client: docker.DockerClient, ref: str, testbed: Bed) -> None:
     with contextlib.suppress(docker.errors.ImageNotFound):
         client.images.remove(ref, force=True)
+    drop_leftover_pull_leases(client, testbed)  # a cancel test's lease would pin the layer
     time.sleep(0.3)  # containerd collects the layer's content right after (deletion_threshold 1)
 
 
-def _pull(client: docker.DockerClient, ref: str) -> list[TaskEvent]:
-    _forget(client, ref)
+def _pull(client: docker.DockerClient, ref: str, testbed: Bed) -> list[TaskEvent]:
+    _forget(client, ref, testbed)
     events = list(iter_pull(ref))
     assert_event_lines([e.to_json() for e in events])
     assert events[-1].state is State.DONE
@@ -62,7 +64,7 @@ def test_silent_unpacking_moves_with_an_eta_and_is_learned(
     containerd, engine_id = image_store(modern)
     assert containerd
 
-    first = _pull(modern, ref)
+    first = _pull(modern, ref, testbed)
     extracting = _extracting(first)
     silence = first[-1].ts - extracting[0].ts
     assert silence > 1.5, "dp/many unpacked too fast to tell anything"
@@ -76,7 +78,7 @@ def test_silent_unpacking_moves_with_an_eta_and_is_learned(
     rate = load_unpack_rate(engine_id, ref.rsplit(":", 1)[0])
     assert rate is not None
 
-    second = _pull(modern, ref)
+    second = _pull(modern, ref, testbed)
     extracting = _extracting(second)
     predicted = extracting[0].eta
     assert predicted is not None
