@@ -14,6 +14,14 @@ from tests.build.recordings import FIXTURES
 from tests.conftest import Testbed as Bed
 
 
+def build_unpushed(testbed: Bed) -> str:
+    """Build ``contexts/big`` anew on the engine DOCKER_HOST names: layers no registry has."""
+    name = f"{testbed.slow_registry}/dp/push-{uuid.uuid4().hex[:8]}:1"
+    final = build(FIXTURES / "contexts" / "big", tags=[name], no_cache=True, builder="classic")
+    assert final.state is State.DONE
+    return name
+
+
 @pytest.fixture(scope="module", params=["classic", "modern"])
 def fresh_image(request: pytest.FixtureRequest, testbed: Bed) -> Iterator[str]:
     """A fresh image on each engine of the bed (DOCKER_HOST set to it for the module).
@@ -28,9 +36,7 @@ def fresh_image(request: pytest.FixtureRequest, testbed: Bed) -> Iterator[str]:
     mp.setenv("DOCKER_HOST", engine.docker_host)
     for name in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_CONTEXT"):
         mp.delenv(name, raising=False)
-    name = f"{testbed.slow_registry}/dp/push-{uuid.uuid4().hex[:8]}:1"
-    final = build(FIXTURES / "contexts" / "big", tags=[name], no_cache=True, builder="classic")
-    assert final.state is State.DONE
+    name = build_unpushed(testbed)
     yield name
     client = docker.DockerClient(base_url=engine.docker_host)
     try:
