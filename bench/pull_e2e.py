@@ -147,6 +147,21 @@ def _compile_package() -> None:
         )
 
 
+def wall_time_target(name: str, wall: Comparison, exit_codes: list[int]) -> Target:
+    """``name``: the subject's median wall time at most 5 % above the docker CLI's, with the
+    count of runs (either tool's ``exit_codes``) that failed as its note."""
+    overhead = wall.subject.median / wall.baselines[0].median - 1.0
+    failed = [code for code in exit_codes if code != 0]
+    return Target(
+        name,
+        100.0 * overhead,
+        5.0,
+        "% slower",
+        at_least=False,
+        note=f"{len(failed)} failed run(s)" if failed else "",
+    )
+
+
 def up_to_date(runs: int = 15, image: str = UP_TO_DATE) -> tuple[Comparison, Target]:
     """``dockprogress pull`` vs ``docker pull`` of an image already present, in pairs."""
     _compile_package()
@@ -249,16 +264,11 @@ def run(*, runs: int = 3, registries: tuple[tuple[str, str], ...] = REGISTRIES) 
             ratios=False,
         )
         family.comparisons.extend([wall, cpu, split])
-        overhead = wall.subject.median / wall.baselines[0].median - 1.0
-        failed = [r for r in ours + theirs if r.exit_code != 0]
         family.targets.append(
-            Target(
+            wall_time_target(
                 f"pull wall time within 5% of docker pull ({label})",
-                100.0 * overhead,
-                5.0,
-                "% slower",
-                at_least=False,
-                note=f"{len(failed)} failed run(s)" if failed else "",
+                wall,
+                [r.exit_code for r in ours + theirs],
             )
         )
     remove_image(all_tags)

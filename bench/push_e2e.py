@@ -32,8 +32,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.harness import Comparison, Family, Figure, Target
-from bench.pull_e2e import _dockprogress, remove_image
+from bench.harness import Comparison, Family, Figure
+from bench.pull_e2e import _dockprogress, remove_image, wall_time_target
 
 __all__ = ["PushRun", "forget_repository", "push_once", "run"]
 
@@ -211,16 +211,11 @@ def _link(label: str, rate: int | None, source: str, runs: int, family: Family) 
         + ", ".join(f"{d:+.3f}" for d in paired)
         + f"; median {statistics.median(paired):+.3f} s"
     )
-    overhead = wall.subject.median / wall.baselines[0].median - 1.0
-    failed = [r for r in ours + theirs if r.exit_code != 0]
     family.targets.append(
-        Target(
+        wall_time_target(
             f"push wall time within 5% of docker push ({label})",
-            100.0 * overhead,
-            5.0,
-            "% slower",
-            at_least=False,
-            note=f"{len(failed)} failed run(s)" if failed else "",
+            wall,
+            [r.exit_code for r in ours + theirs],
         )
     )
 
