@@ -7,8 +7,6 @@ so its first push sends every byte; the second push of it finds every layer in t
 
 from __future__ import annotations
 
-import time
-
 import docker
 import pytest
 
@@ -30,17 +28,15 @@ def test_fresh_push_counts_every_byte_with_an_early_fixed_total(
     # Its own build (on the engine fresh_image set): the module's image may have been pushed
     # already by another test of this module, whatever order they run in.
     image = build_unpushed(testbed)
-    events: list[tuple[float, TaskEvent]] = []
+    only: list[TaskEvent] = []
     try:
-        for event in iter_push(image):
-            events.append((time.monotonic(), event))
+        only.extend(iter_push(image))
     finally:
         client = docker.from_env()
         try:
             client.images.remove(image, force=True)
         finally:
             client.close()
-    only = [e for _, e in events]
     assert_promises(only)
     last = only[-1]
     assert last.state is State.DONE
@@ -69,17 +65,10 @@ def test_fresh_push_counts_every_byte_with_an_early_fixed_total(
             for layer in layers
         ):
             assert event.total is not None
-    moving = [(t, e) for t, e in events if e.state is State.RUNNING and 0 < e.current < last.total]
-    # Uploads through the front are not rate-limited (nginx's limit_rate applies to
-    # responses): 18 MB take about a second, reported in MB steps by the containerd store.
-    if request.node.callspec.params["fresh_image"] == "classic":
-        assert len({round(e.percent or 0) for _, e in moving}) >= 3
-        # (Spread over time: on loopback 18 MB may go in 0.2 s; test_engine_paced.py pushes
-        # through a paced link and asserts the percents come over seconds.)
-    else:
-        # The containerd store reports pushes in MB steps; on a busy machine 18 MB may go
-        # in one or two of them. The figures seen must still move forward.
-        assert moving, "no progress between the first byte and the end"
+    # No assertion on the figures between the first byte and the end: both engines report a
+    # push's bytes on a clock (the classic one at most every 100 ms, the containerd store in
+    # about one-second steps), and on loopback 18 MB can go between two reports.
+    # test_engine_paced.py pushes through a paced link and asserts live percents over seconds.
 
 
 def test_second_push_finds_every_layer_in_the_registry(fresh_image: str) -> None:
