@@ -10,7 +10,7 @@ it is made here, without network, from seeded random bytes (a rebuild gives the 
 - ``simple/``: a PEP 503 index of three wheels (``dp-pad-a`` requires ``dp-pad-b``, which
   requires ``dp-pad-c``), each a real wheel padded with random data to several MB, so that
   ``pip install --index-url …/files/simple/ dp-pad-a`` downloads three in a row;
-- ``npm/``: two npm package tarballs (``npm install URL``);
+- ``npm/``: six npm package tarballs (``npm install URL``);
 - ``apt/``: a flat apt repository (``deb [trusted=yes] …/files/apt ./``) of three padded
   ``.deb`` packages without dependencies, built with ``dpkg-deb``;
 - ``manifest.json``: what each file is and its exact size (the truth the tests compare
@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-VERSION = 1
+VERSION = 2  # 2: six npm tarballs with small files
 MIB = 1024 * 1024
 FIXED_MTIME = 1_704_067_200  # 2024-01-01T00:00:00Z
 # (name, MiB, seed, requires)
@@ -46,7 +46,17 @@ WHEELS = [
     ("dp-pad-b", 8, 502, "dp-pad-c"),
     ("dp-pad-c", 6, 503, ""),
 ]
-NPM = [("dp-pad-npm-a", 4, 601), ("dp-pad-npm-b", 3, 602)]
+# Six tarballs (name, MiB of padding, seed, small files): npm 9 fetches them all while it
+# resolves the tree, then unpacks them in parallel; their different counts of small files make
+# the unpacking of each take its own time, so npm's gauge moves a step as each one lands.
+NPM = [
+    ("dp-pad-npm-a", 4, 601, 40),
+    ("dp-pad-npm-b", 3, 602, 120),
+    ("dp-pad-npm-c", 3, 603, 200),
+    ("dp-pad-npm-d", 5, 604, 280),
+    ("dp-pad-npm-e", 7, 605, 360),
+    ("dp-pad-npm-f", 6, 606, 440),
+]
 DEBS = [("dp-pad-deb-a", 5, 701), ("dp-pad-deb-b", 4, 702), ("dp-pad-deb-c", 6, 703)]
 BLOBS = [("blob-25mb.bin", 25_000_000, 401), ("blob-10mb.bin", 10_000_000, 402)]  # bytes
 
@@ -128,12 +138,14 @@ def _tar_add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def _write_npm(root: Path) -> list[dict[str, Any]]:
     (root / "npm").mkdir()
     made = []
-    for name, mib, seed in NPM:
+    for name, mib, seed, small in NPM:
         manifest = {"name": name, "version": "1.0.0", "description": "padding", "license": "MIT"}
         raw = io.BytesIO()
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             _tar_add(tar, "package/package.json", json.dumps(manifest, indent=2).encode())
             _tar_add(tar, "package/pad.bin", _padding(mib, seed))
+            for index in range(small):
+                _tar_add(tar, f"package/lib/part-{index:04d}.js", b"module.exports = %d;\n" % index)
         # Level 1: random bytes don't compress; the tarball is as big as its padding.
         data = gzip.compress(raw.getvalue(), compresslevel=1, mtime=FIXED_MTIME)
         path = root / "npm" / f"{name}-1.0.0.tgz"

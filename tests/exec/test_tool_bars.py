@@ -36,7 +36,7 @@ def _percents(running: list[dict[str, Any]]) -> list[float]:
     return [e["percent"] for e in running if e["percent"] is not None]
 
 
-@pytest.mark.parametrize("name", [n for n in TOOLS if n != "npm_install"])
+@pytest.mark.parametrize("name", TOOLS)
 def test_each_tool_shows_at_least_three_live_percents_never_backwards(name: str) -> None:
     percents = _percents(_running(name))
     assert len(set(percents)) >= 3, percents
@@ -44,10 +44,32 @@ def test_each_tool_shows_at_least_three_live_percents_never_backwards(name: str)
     assert 0 < percents[-1] < 100  # 100 belongs to done
 
 
-def test_npm_draws_only_a_spinner_and_gets_no_invented_percent() -> None:
-    events = replay([load("npm_install")])
-    assert all(e["percent"] is None for e in events[:-1])
-    assert events[-1]["state"] == "done"
+def test_npm_gauge_is_its_filled_share_read_to_one_cell() -> None:
+    running = _running("npm_install")
+    bars = [bar for e in running for bar in e["detail"]["bars"]]
+    assert {bar["description"] for bar in bars} <= {"idealTree", "reify"}
+    assert all(bar["approximate"] and bar["n"] is None for bar in bars)  # no figure shown
+    width = 18  # the gauge's cells in the recording's 100-column terminal
+    for percent in _percents(running):
+        cells = percent * width / 100
+        assert cells == pytest.approx(round(cells), abs=0.001), percent  # (3 decimals)
+    assert all(e["detail"]["approximate"] for e in running if e["percent"] is not None)
+
+
+def test_npm_gauge_ascii_and_unicode_cells_and_its_spinners() -> None:
+    board = Recognisers()
+    for text, percent in [
+        ("(##########----------) \\ reify:lodash: timing reifyNode Completed in 5ms", 50.0),
+        ("(#####⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂) ⠼ reify:a: http fetch GET 200 /a.tgz 31ms", 25.0),
+        ("(⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂⠂) ⠹ idealTree: timing arborist:ctor Completed in 1ms", 0.0),
+    ]:
+        reading = board.read(text, True)
+        assert reading is not None, text
+        assert reading.tool == "npm"
+        assert reading.percent == percent
+        assert reading.approximate
+    assert board.read("(#####⠂⠂⠂) ⠼ reify:a", False) is None  # only on a live row
+    assert board.read("(a ##### b) x: y", True) is None
 
 
 def test_curl_meter_is_a_download_in_binary_units() -> None:
@@ -208,6 +230,7 @@ def test_bars_file_from_disk_goes_first(tmp_path: Path) -> None:
         ("tool = 3\n[[bar]]\npattern='(?P<n>x)'", "'tool'"),
         ("[[bar]]\npattern='(?P<n>'", "invalid pattern"),
         ("[[bar]]\npattern='done (?P<nope>\\d+)'", "group n or pct"),
+        ("[[bar]]\npattern='gauge (?P<fill>#*)'", "or fill and empty"),  # the empty part too
         ("[[bar]]\npattern='(?P<n>\\d+)'", "guard"),
         ("[[bar]]\npattern='done (?P<n>\\d+)'\ncolour = 1", "unknown key"),
         ("[[bar]]\npattern='done (?P<n>(\\d+)+)'", "catastroph"),
@@ -219,6 +242,20 @@ def test_bars_file_from_disk_goes_first(tmp_path: Path) -> None:
 def test_bad_bars_files_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(BarFileError, match=message):
         parse_bars(text, source="x.toml")
+
+
+def test_a_custom_gauge_without_figures_is_its_filled_share() -> None:
+    recognisers = Recognisers(
+        [parse_bars("[[bar]]\npattern='^copy \\[(?P<fill>=*)(?P<empty> *)\\]'\nlive = true")],
+        with_shipped=False,
+    )
+    reading = recognisers.read("copy [======    ] slowly", True)
+    assert reading is not None
+    assert reading.percent == 60.0
+    assert reading.approximate
+    empty = recognisers.read("copy [] nothing to show", True)
+    assert empty is not None
+    assert empty.percent is None  # a gauge of no width says nothing
 
 
 def test_a_plain_line_with_a_guard_but_no_bar_is_not_a_bar() -> None:

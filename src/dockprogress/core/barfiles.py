@@ -29,7 +29,9 @@ Format (every key but ``pattern`` optional; any other key is an error, exit stat
 
 Named groups of a bar pattern: ``n`` (done), ``total``, ``pct`` (0..100), ``unit`` (the unit
 text shown beside the numbers: ``MB``, ``MiB``, ``kB``, ``B``), ``rate`` (``3.8 MB/s``; its own
-unit inside), ``desc``. A number may carry its own suffix (``15.0M``) and digit separators
+unit inside), ``desc``, and ``fill`` with ``empty`` for a gauge that shows no figure (npm's
+``(#########⠂⠂⠂⠂⠂⠂⠂⠂⠂)``: the percent is the filled share of the gauge's width, approximate
+to one cell). A number may carry its own suffix (``15.0M``) and digit separators
 (``1,234``). Units are read honestly: ``MiB``/``KiB`` are powers of 1024, ``MB``/``kB``
 powers of 1000 unless the file says ``divisor = 1024`` (curl and wget print ``M`` for MiB);
 a figure read from a rounded display (a suffix, or a fraction) is ``approximate``.
@@ -72,7 +74,7 @@ _BAR_KEYS: Final = frozenset(
     {"pattern", "guard", "phase", "description", "unit", "divisor", "live"}
 )
 _ANNOUNCE_KEYS: Final = frozenset({"pattern", "guard", "items", "unit", "divisor"})
-_GROUPS: Final = frozenset({"n", "total", "pct", "unit", "rate", "desc"})
+_GROUPS: Final = frozenset({"n", "total", "pct", "unit", "rate", "desc", "fill", "empty"})
 _AMOUNT: Final = re.compile(r"\s*(\d[\d,]*(?:\.\d+)?)\s*([kKMGTPE]?)(i?)(B|bytes?)?\s*$")
 _SCALES: Final = " kMGTPE"
 _BYTE_UNITS: Final = frozenset({"B", "iB", "bytes", "byte"})
@@ -240,8 +242,10 @@ def parse_bars(text: str, *, source: str = "<bars>", tool: str = "bars") -> _Com
             raise BarFileError(f"{source}: {where}: unknown key(s) {', '.join(unknown)}")
         regex, found = _compile(source, where, raw.get("pattern"), raw.get("guard"))
         groups = set(regex.groupindex)
-        if not groups & {"n", "pct"}:
-            raise BarFileError(f"{source}: {where}: the pattern needs a group n or pct")
+        if not groups & {"n", "pct"} and not {"fill", "empty"} <= groups:
+            raise BarFileError(
+                f"{source}: {where}: the pattern needs a group n or pct, or fill and empty"
+            )
         extra = sorted(groups - _GROUPS)
         if extra:
             raise BarFileError(
@@ -424,6 +428,12 @@ def _reading(spec: BarSpec, match: re.Match[str]) -> BarReading:
         percent = min(100.0 * n / total, 100.0)
     elif pct is not None:
         percent = min(float(pct.replace(",", ".")), 100.0)
+    elif groups.get("fill") is not None:
+        filled = len(groups["fill"])
+        width = filled + len(groups["empty"] or "")
+        if width:
+            percent = 100.0 * filled / width
+            approximate = True  # to one cell of the gauge
     if percent is not None and pct is not None and approximate:
         # a rounded n/total says less than the tool's own percentage column
         percent = min(float(pct.replace(",", ".")), 100.0)
