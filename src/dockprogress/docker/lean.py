@@ -1,4 +1,5 @@
-"""A lean client for the local engine's unix socket: what a pull needs, without docker-py.
+"""A lean client for the local engine's unix socket: what a pull or a push needs, without
+docker-py.
 
 Importing docker-py costs about a quarter of a second (it brings requests, urllib3, and
 paramiko for its ssh transport): ten times the whole of ``docker pull`` of an image that is
@@ -14,7 +15,9 @@ standard library (a socket and :mod:`dockprogress.docker.http11`) and offers exa
   ``amd64``, as ``docker version`` says it; ``GET /version`` for a machine it does not know);
 * ``POST /images/create`` streaming the engine's chunks as they come (each chunk whole, as
   docker-py's stream helper yields them), a stream that :meth:`PullStream.close` ends at
-  once, from any thread (the socket is shut down, waking its reader).
+  once, from any thread (the socket is shut down, waking its reader);
+* ``POST /images/{name}/push`` the same way, with the empty credentials the docker CLI sends
+  for a registry it has none for (``X-Registry-Auth: e30=``, base64 of ``{}``).
 
 Its errors are the ones :func:`~dockprogress.docker.client.translate_errors` makes of
 docker-py's: a refused request carries the engine's own explanation (:class:`EngineRefused`,
@@ -26,7 +29,8 @@ user's registry credentials with a pull (``X-Registry-Auth``) when its config lo
 some. It reads the file docker-py would read (``$DOCKER_CONFIG/config.json``, else
 ``~/.docker/config.json``, else ``~/.dockercfg``) and answers yes, conservatively, for a
 ``credsStore``, a ``credHelpers`` or ``auths`` entry naming the registry, a legacy file, or a
-file it cannot read. ssh, tcp and TLS endpoints stay with docker-py.
+file it cannot read. ssh, tcp and TLS endpoints stay with docker-py, and so do pulls and
+pushes that need credentials.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from dockprogress.docker.endpoint import Endpoint
 from dockprogress.docker.hints import connection_error, lost_connection
@@ -47,6 +51,7 @@ from dockprogress.errors import DockProgressError, EngineError
 
 __all__ = [
     "EngineRefused",
+    "EngineStream",
     "LeanEngine",
     "PullStream",
     "engine_arch",
@@ -55,6 +60,9 @@ __all__ = [
 ]
 
 _HEADERS: Final = {"User-Agent": "dockprogress"}
+# What the docker CLI sends for a registry it has no credentials for: base64 of "{}". (The
+# engine refuses a push with neither this header nor a JSON body.)
+_NO_CREDENTIALS: Final = {**_HEADERS, "X-Registry-Auth": "e30="}
 
 # The engine's GOARCH (what `docker version` says) for the machine names /info reports
 # (uname's): containerd's platforms.Normalize, for the architectures Docker runs on.
@@ -123,8 +131,9 @@ def _explanation(body: bytes) -> str:
     return text
 
 
-class PullStream:
-    """The engine's answer to a pull, chunk by chunk; :meth:`close` ends it from any thread."""
+class EngineStream:
+    """The engine's streamed answer (a pull's, a push's), chunk by chunk; :meth:`close` ends
+    it from any thread."""
 
     def __init__(self, connection: Connection, response: Response) -> None:
         self._connection = connection
@@ -152,8 +161,12 @@ class PullStream:
         self._connection.close()
 
 
+PullStream = EngineStream  # (its first name)
+
+
 class LeanEngine:
-    """The local engine over its unix socket, as a pull needs it (see the module's doc).
+    """The local engine over its unix socket, as a pull or a push needs it (see the module's
+    doc).
 
     Made by :meth:`open`, which negotiates the API version. Every method raises
     ``EngineError`` (or :class:`EngineRefused` for a refused pull) with the messages
@@ -167,7 +180,7 @@ class LeanEngine:
         self._connect = unix_connector(endpoint.host.removeprefix("unix://"), timeout)
         self._lock = threading.Lock()
         self._idle: Connection | None = None
-        self._streams: list[PullStream] = []
+        self._streams: list[EngineStream] = []
         self._sent: list[Connection] = []
         self._info: dict[str, Any] | None = None
         self._prefix = ""
@@ -289,7 +302,7 @@ class LeanEngine:
         """Whether the engine keeps images in containerd, and its ID (:func:`image_store_of`)."""
         return image_store_of(self.info())
 
-    def pull(self, name: str, tag: str, platform: str | None = None) -> PullStream:
+    def pull(self, name: str, tag: str, platform: str | None = None) -> EngineStream:
         """``POST /images/create``: the engine's stream of progress messages (raw chunks).
 
         Raises :class:`EngineRefused` with the engine's explanation when it refuses before
@@ -300,7 +313,7 @@ class LeanEngine:
 
     def prepare_pull(
         self, name: str, tag: str, platform: str | None = None
-    ) -> Callable[[], PullStream]:
+    ) -> Callable[[], EngineStream]:
         """Send the pull's request now; the function returned reads its answer (what
         :meth:`pull` returns, or raises). The engine starts on the pull while this process
         asks for what else it needs (``/info``, the registry's manifest); the stream waits
@@ -309,6 +322,18 @@ class LeanEngine:
         params = {"tag": tag, "fromImage": name}
         if platform:
             params["platform"] = platform
+        return self._prepare(f"{self._prefix}/images/create?{urlencode(params)}", _HEADERS)
+
+    def push(self, name: str, tag: str) -> EngineStream:
+        """``POST /images/{name}/push``: the engine's stream of progress messages (raw
+        chunks), for a registry that needs no credentials. Raises as :meth:`pull` does (a
+        refusal before the stream: no such image)."""
+        path = f"{self._prefix}/images/{quote(name, safe='/:')}/push?{urlencode({'tag': tag})}"
+        return self._prepare(path, _NO_CREDENTIALS)()
+
+    def _prepare(self, path: str, headers: Mapping[str, str]) -> Callable[[], EngineStream]:
+        """``POST path`` sent now on a connection of its own; the function returned reads
+        the answer: an :class:`EngineStream`, or :class:`EngineRefused`."""
         failure: BaseException | None = None
         connection: Connection | None = None
         try:
@@ -316,14 +341,14 @@ class LeanEngine:
             with self._lock:
                 self._sent.append(connection)  # closed by close(), even if never read
             if connection.sock is not None:
-                # No read timeout on a pull, as docker-py's (timeout=None): the engine may be
-                # silent for minutes while it unpacks a large layer.
+                # No read timeout on a stream, as docker-py's (timeout=None): the engine may
+                # be silent for minutes while it unpacks or compresses a large layer.
                 connection.sock.settimeout(None)
-            connection.send("POST", f"{self._prefix}/images/create?{urlencode(params)}", _HEADERS)
+            connection.send("POST", path, headers)
         except Exception as exc:  # said when the answer is asked for, as pull() would
             failure = exc
 
-        def answer() -> PullStream:
+        def answer() -> EngineStream:
             if failure is not None:
                 raise failure
             assert connection is not None
@@ -334,7 +359,7 @@ class LeanEngine:
             except BaseException:
                 connection.close()
                 raise
-            stream = PullStream(connection, response)
+            stream = EngineStream(connection, response)
             with self._lock:
                 self._streams.append(stream)
             return stream
@@ -342,7 +367,7 @@ class LeanEngine:
         return answer
 
     def close(self) -> None:
-        """Close every connection, ending open pull streams (their readers wake)."""
+        """Close every connection, ending open streams (their readers wake)."""
         with self._lock:
             idle, self._idle = self._idle, None
             streams, self._streams = self._streams, []
@@ -351,7 +376,7 @@ class LeanEngine:
             idle.close()
         for stream in streams:
             stream.close()
-        for connection in sent:  # pulls sent but never read
+        for connection in sent:  # requests sent but never read
             connection.shutdown()
             connection.close()
 

@@ -5,7 +5,10 @@
 
 Images are pushed one after the other (as ``docker push`` does), each its own task
 ``push:<image>``: ``POST /images/{name}/push`` with the credentials of the docker CLI's
-config for that registry (docker-py reads them), its stream read to the end through
+config for that registry (docker-py reads them; for a local engine and registries the
+config has no credentials for, :class:`~dockprogress.docker.lean.LeanEngine` sends the push
+with the standard library, as pulls do, and docker-py is never imported), its stream read
+to the end through
 :class:`~dockprogress.core.jsonlines.JsonLinesDecoder` into
 :class:`~dockprogress.core.push.PushTracker`. A refusal before the stream (no such image
 locally) or an ``errorDetail`` inside it (authentication refused, registry unreachable) ends
@@ -20,22 +23,108 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
-
-import docker
-import docker.auth
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, suppress
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dockprogress._bridge import aiter_in_thread
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.manifest import parse_reference
 from dockprogress.core.push import PushTracker
-from dockprogress.docker.client import connect, hang_up, translate_errors
+from dockprogress.docker.endpoint import resolve
+from dockprogress.docker.lean import EngineRefused, LeanEngine, needs_credentials
 from dockprogress.errors import DockProgressError, PushError
 from dockprogress.events import TaskEvent
 from dockprogress.task import Clock
 
+if TYPE_CHECKING:
+    import docker
+
 __all__ = ["PushSession", "apush", "iter_push", "push"]
+
+
+class _Stream(Protocol):
+    def __iter__(self) -> Iterator[bytes]: ...
+    def close(self) -> None: ...
+
+
+class _Engine(Protocol):
+    """What a push asks of the engine: :class:`LeanEngine`, or docker-py's client wrapped."""
+
+    def push(self, name: str, tag: str) -> _Stream: ...
+    def errors(self, action: str) -> AbstractContextManager[None]: ...
+    def close(self) -> None: ...
+
+
+class _ResponseStream:
+    """A streamed ``requests`` response as a :class:`_Stream` (closed by hanging up)."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks: Iterable[bytes] = self._response.iter_content(chunk_size=None)
+        try:
+            yield from chunks
+        except (ValueError, AttributeError):
+            # A read of a response another thread has just closed (cancel); anything else
+            # of the kind is a bug and goes up.
+            if not self._closed:
+                raise
+
+    def close(self) -> None:
+        from dockprogress.docker.client import hang_up
+
+        self._closed = True
+        hang_up(self._response)
+
+
+class _DockerPyEngine:
+    """A ``docker.DockerClient`` as an :class:`_Engine` (ssh, tcp, TLS, credentials, or a
+    client the caller gave)."""
+
+    def __init__(self, client: docker.DockerClient, *, owned: bool) -> None:
+        self.client = client
+        self._owned = owned
+
+    def push(self, name: str, tag: str) -> _Stream:
+        """``POST /images/{name}/push`` as docker-py's ``APIClient.push`` sends it (the CLI
+        config's credentials for the registry in ``X-Registry-Auth``), keeping the response:
+        docker-py hides it in a generator that another thread cannot close."""
+        import docker.auth
+        import docker.errors
+
+        api = self.client.api
+        registry, _ = docker.auth.resolve_repository_name(name)
+        headers = {}
+        header = docker.auth.get_config_header(api, registry)
+        if header:
+            headers["X-Registry-Auth"] = header
+        response = api._post_json(
+            api._url("/images/{0}/push", name),
+            None,
+            headers=headers,
+            stream=True,
+            params={"tag": tag},
+        )
+        try:
+            api._raise_for_status(response)
+        except docker.errors.APIError as exc:
+            text = exc.explanation or str(exc)
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            raise EngineRefused(str(text), exc.status_code or 0) from exc
+        return _ResponseStream(response)
+
+    def errors(self, action: str) -> AbstractContextManager[None]:
+        from dockprogress.docker.client import endpoint_of, translate_errors
+
+        return translate_errors(action, endpoint_of(self.client))
+
+    def close(self) -> None:
+        if self._owned:
+            self.client.close()
 
 
 class PushSession:
@@ -58,23 +147,36 @@ class PushSession:
         self.trackers = [
             PushTracker(name, clock=clock, priority=priority + i) for i, name in enumerate(names)
         ]
-        self._client = client
+        self._engine: _Engine | None = (
+            None if client is None else _DockerPyEngine(client, owned=False)
+        )
         self._host, self._context = host, context
-        self._own_client = client is None
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._response: Any = None
+        self._stream: _Stream | None = None
+
+    def _connect(self) -> _Engine:
+        """The engine: the caller's client, else the lean client for a local socket when no
+        registry needs credentials (no docker-py import), else a docker-py client."""
+        if self._engine is None:
+            endpoint = resolve(self._host, self._context)
+            if endpoint.local and not needs_credentials(ref.registry for ref in self.refs):
+                self._engine = LeanEngine.open(endpoint)
+            else:
+                from dockprogress.docker.client import connect
+
+                self._engine = _DockerPyEngine(connect(endpoint=endpoint), owned=True)
+        return self._engine
 
     def __iter__(self) -> Iterator[TaskEvent]:
         failures: list[BaseException] = []
         try:
-            if self._client is None:
-                self._client = connect(host=self._host, context=self._context)
+            engine = self._connect()
             for ref, tracker in zip(self.refs, self.trackers, strict=True):
                 if self._stop.is_set():
                     break
                 try:
-                    yield from self._push_one(self._client, ref.name, ref.reference, tracker)
+                    yield from self._push_one(engine, ref.name, ref.reference, tracker)
                 except PushError as exc:
                     failures.append(exc)
         except KeyboardInterrupt:
@@ -88,8 +190,8 @@ class PushSession:
         finally:
             self._stop.set()
             self._hang_up()
-            if self._own_client and self._client is not None:
-                self._client.close()
+            if self._engine is not None:
+                self._engine.close()
         if failures:
             raise failures[0]
 
@@ -103,32 +205,13 @@ class PushSession:
 
     def _hang_up(self) -> None:
         with self._lock:
-            response, self._response = self._response, None
-        hang_up(response)
-
-    @staticmethod
-    def _post_push(client: docker.DockerClient, name: str, tag: str) -> Any:
-        """``POST /images/{name}/push`` as docker-py's ``APIClient.push`` sends it (the CLI
-        config's credentials for the registry in ``X-Registry-Auth``), keeping the response:
-        docker-py hides it in a generator that another thread cannot close."""
-        api = client.api
-        registry, _ = docker.auth.resolve_repository_name(name)
-        headers = {}
-        header = docker.auth.get_config_header(api, registry)
-        if header:
-            headers["X-Registry-Auth"] = header
-        response = api._post_json(
-            api._url("/images/{0}/push", name),
-            None,
-            headers=headers,
-            stream=True,
-            params={"tag": tag},
-        )
-        api._raise_for_status(response)
-        return response
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            with suppress(Exception):
+                stream.close()
 
     def _push_one(
-        self, client: docker.DockerClient, name: str, tag: str, tracker: PushTracker
+        self, engine: _Engine, name: str, tag: str, tracker: PushTracker
     ) -> Iterator[TaskEvent]:
         with self._lock:
             first = tracker.begin()
@@ -136,25 +219,22 @@ class PushSession:
             yield first
         decoder = JsonLinesDecoder()
         try:
-            with translate_errors(f"push {tracker.image}"):
+            with engine.errors(f"push {tracker.image}"):
                 try:
-                    response = self._post_push(client, name, tag)
-                except docker.errors.APIError as exc:
+                    stream = engine.push(name, tag)
+                except EngineRefused as exc:
                     # Refused before any stream (no such image locally): the engine's words.
-                    text = exc.explanation or str(exc)
-                    if isinstance(text, bytes):
-                        text = text.decode("utf-8", "replace")
                     with self._lock:
-                        event = tracker.fail(str(text))
+                        event = tracker.fail(exc.message)
                     if event is not None:
                         yield event
-                    raise PushError(str(text), image=tracker.image) from exc
+                    raise PushError(exc.message, image=tracker.image) from exc
                 with self._lock:
                     if self._stop.is_set():  # cancelled while the engine was answering
-                        hang_up(response)
+                        stream.close()
                         return
-                    self._response = response
-                for chunk in response.iter_content(chunk_size=None):
+                    self._stream = stream
+                for chunk in stream:
                     if self._stop.is_set():
                         return
                     with self._lock:
@@ -162,6 +242,8 @@ class PushSession:
                     yield from (e for e in events if e is not None)
                     if tracker.ended:
                         break
+                if self._stop.is_set():
+                    return
                 with self._lock:
                     events = [tracker.feed(m) for m in decoder.flush()]
                     events.append(tracker.feed_eof())
@@ -176,12 +258,6 @@ class PushSession:
             if isinstance(exc, PushError):
                 raise
             raise PushError(str(exc), image=tracker.image) from exc
-        except (ValueError, AttributeError):
-            # A read of a response another thread has just closed (cancel); anything else
-            # of the kind is a bug and goes up.
-            if self._stop.is_set():
-                return
-            raise
         finally:
             self._hang_up()  # also after the stream ended: the connection is not kept
         if tracker.error is not None:
