@@ -2,9 +2,9 @@
 
 Families: ``parsers`` and ``hub`` (no engine needed), ``bus`` (the bed's Redis), ``pull``,
 ``push``, ``latency``, ``fanout`` (the real engine and the test bed's registries; ``make
-bench`` brings them up first), ``fleet_latency`` (both engines of the bed, its Redis, two
-replicas, Chromium). A family that cannot run is reported as not run, its targets as MISS,
-and the others still run.
+bench`` brings them up first), ``build`` (both engines of the bed and its buildx),
+``fleet_latency`` (both engines of the bed, its Redis, two replicas, Chromium). A family
+that cannot run is reported as not run, its targets as MISS, and the others still run.
 ``--quick`` shrinks every input and run count (a check that everything works, not a
 measurement) and then writes nothing unless ``--output`` is given.
 """
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import (
+    build_e2e,
     bus,
     fanout,
     fleet_latency,
@@ -38,6 +39,7 @@ FAMILIES = (
     "parsers",
     "pull",
     "push",
+    "build",
     "latency",
     "fanout",
     "hub",
@@ -53,6 +55,7 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
             "parsers": lambda: parsers.run(scale=0.05, runs=2, only=rows),
             "pull": lambda: pull_e2e.run(runs=1, registries=pull_e2e.REGISTRIES[:1]),
             "push": lambda: push_e2e.run(runs=1, links=push_e2e.LINKS[:1]),
+            "build": lambda: build_e2e.run(runs=1),
             "latency": lambda: latency.run(runs=1, samples=30),
             "fanout": lambda: fanout.run(runs=1, seconds=6, clients=10, tasks=5),
             "hub": lambda: hub.run(runs=1, sizes=(1_000, 10_000), updates=10_000),
@@ -64,6 +67,7 @@ def _runners(quick: bool, rows: tuple[str, ...] = parsers.ROWS) -> dict[str, Cal
         "parsers": lambda: parsers.run(only=rows),
         "pull": pull_e2e.run,
         "push": push_e2e.run,
+        "build": build_e2e.run,
         "latency": latency.run,
         "fanout": fanout.run,
         "hub": hub.run,

@@ -422,9 +422,10 @@ def analysis(families: list[Family]) -> list[str]:
             "event and task types load on first use, like its trackers). Peak RSS: "
             + ", ".join(f"{name} {figure.median:.1f} MB" for name, figure in rss.items() if figure)
             + f", against {(rss_floor.median if rss_floor else float('nan')):.1f} MB for "
-            "the bare interpreter; most of the difference in pull, logs and exec is docker-py "
-            "with requests and urllib3 (the lean unix-socket path of issue 16 waits for the "
-            "engine-resolution rewrite).",
+            "the bare interpreter. A pull (and a push) to a local engine never imports "
+            "docker-py (`docker/lean.py` speaks to the socket with the standard library); "
+            "most of the difference in logs and exec is docker-py with requests and urllib3, "
+            "which they still use.",
             "",
         ]
     unthrottled = targets.get("pull wall time within 5% of docker pull (unthrottled)")
@@ -444,20 +445,20 @@ def analysis(families: list[Family]) -> list[str]:
                 "CLI's first line. Sampled between the pulls, the bare interpreter starts in "
                 f"{_number(_median(families, 'python -c pass'))} s and importing the CLI and "
                 f"the pull adapter takes {_number(_median(families, 'python -c ' + chr(39)))}"
-                " s. The package itself loads lazily (`import dockprogress` and the CLI's "
-                "argument parsing cost about 40 ms of imports); the rest of the start-up is "
-                "docker-py, which brings requests and urllib3 (`python -X importtime` lists "
-                "them), and the registry's manifest request, made before the pull starts "
-                "(slower through the throttled front, which is why the first event comes "
-                "later there)"
+                " s. docker-py is not imported on this path: the pull goes to the local "
+                "engine's socket through the standard library (`docker/lean.py`), sent before "
+                "the registry's manifest is asked for, so the engine works while the client "
+                "starts; what is left is the interpreter and the package's own imports (the "
+                "event model, the parsers, their dataclasses)"
                 if first
                 else "no split measured"
             )
             + ". From the first event to `done` both tools wait on the same engine work, and "
-            "the client's CPU time is in the table above. What would close it: speak to the "
-            "engine's socket with `http.client` on the pull path (one streamed "
-            "`POST /images/create`; docker-py's import is most of the start-up), and ask the "
-            "registry for the manifest in parallel with the pull's start instead of before it.",
+            "the client's CPU time is in the table above. On loopback the whole pull takes "
+            "about a second, so that fixed start-up is the gap; through the throttled front, "
+            "as over a network, it is within the noise. What would close it: fewer imports "
+            "before the request is sent (the request needs only the socket and the image's "
+            "name), or a client that is not a Python interpreter.",
             "",
         ]
     push_loopback = targets.get("push wall time within 5% of docker push (registry, loopback)")
@@ -477,12 +478,48 @@ def analysis(families: list[Family]) -> list[str]:
             "the same bytes each run (a new repository the registry forgets after it). The "
             "difference is start-up: "
             f"{_number(ours)} s from spawn to dockprogress's first event line against "
-            f"{_number(theirs)} s for the Go CLI's first line (the interpreter, docker-py "
-            "with requests and urllib3; paramiko is deferred until an ssh engine needs it). "
-            "On loopback the whole push takes about a second, so that fixed cost is most "
-            "of the gap; on a link where the push takes seconds, as over a network, it is "
-            "within the noise. What would close the loopback gap is the same as for pulls: "
-            "the engine's socket through `http.client` instead of docker-py.",
+            f"{_number(theirs)} s for the Go CLI's first line (the interpreter and the "
+            "package's imports: a push to a registry the CLI's config has no credentials for "
+            "goes to the local engine's socket through the standard library, as pulls do, and "
+            "docker-py is not imported). On loopback the whole push takes about a second, so "
+            "that fixed cost is most of the gap; on a link where the push takes seconds, as "
+            "over a network, it is within the noise.",
+            "",
+        ]
+    builds = {
+        label: targets.get(f"build wall time within 5% of the docker CLI's ({label})")
+        for label in ("classic builder, engine 20.10", "BuildKit, engine 26.1")
+    }
+    if any(builds.values()):
+
+        def built(target: Target | None) -> str:
+            if target is None:
+                return "not measured"
+            return f"{target.verdict}, {target.measured:+.1f}%"
+
+        classic, buildkit = builds.values()
+        starts = {
+            comparison.title: (comparison.subject.median, comparison.baselines[0].median)
+            for family in families
+            for comparison in family.comparisons
+            if comparison.title.startswith("Build, classic builder")
+            and comparison.title.endswith("first output line")
+        }
+        ours_first, theirs_first = next(iter(starts.values()), (float("nan"), float("nan")))
+        out += [
+            f"**End-to-end build (classic builder {built(classic)}; BuildKit "
+            f"{built(buildkit)}).** The same context and Dockerfile, built without cache under "
+            "a new tag each run, by both tools in alternating pairs: the engine does the same "
+            "work, and the difference is the client's. With BuildKit dockprogress runs the "
+            "same `docker-buildx`, with `--progress rawjson`, and reads that. On the classic "
+            "builder it packs the context and reads `/build`'s stream itself, through "
+            "docker-py (its `.dockerignore` rules and the registry credentials it sends for "
+            f"`FROM` pulls): {_number(ours_first)} s from spawn to the first event line against "
+            f"{_number(theirs_first)} s for the Go CLI's first line, a fixed cost (the "
+            "interpreter, docker-py's import, the context packed in Python) that weighs on a "
+            "build of a few seconds and not on a longer one. What would close it: a lean "
+            "`/build` path like the pull's and push's, with the context packed without "
+            "docker-py.",
             "",
         ]
     logs_p99 = m("logs: p99")
