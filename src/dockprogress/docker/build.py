@@ -13,7 +13,11 @@ builder. ``builder="classic"|"buildkit"`` forces one.
 
 * **classic**: the context is tarred (``.dockerignore`` honoured, as docker-py does) and
   streamed to ``POST /build`` by a worker thread, its bytes counted as the upload; the JSON
-  stream goes to :class:`~dockprogress.core.build.ClassicBuildTracker`.
+  stream goes to :class:`~dockprogress.core.build.ClassicBuildTracker`. For a local engine,
+  a context without ``.dockerignore`` whose Dockerfile is inside it, and a docker config
+  without credentials, the standard library packs and sends it
+  (:class:`~dockprogress.docker.lean.LeanEngine`, :func:`pack_context`, the same tar as
+  docker-py's); otherwise docker-py does. Neither builder imports docker-py then.
 * **buildkit**: ``docker-buildx build --progress rawjson`` runs standalone against the
   engine the docker CLI would use (``host=``/``context=`` passed on as ``DOCKER_HOST`` /
   ``DOCKER_CONTEXT``; otherwise buildx resolves it as the CLI does); its standard error goes through
@@ -36,15 +40,13 @@ import queue
 import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
-
-import docker
-import docker.utils
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from dockprogress._bridge import aiter_in_thread
 from dockprogress.core.build import ClassicBuildTracker
@@ -52,10 +54,14 @@ from dockprogress.core.buildkit import BuildKitTracker, RawJsonDecoder
 from dockprogress.core.dockerfile import parse_dockerfile
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.steps import profile_name
-from dockprogress.docker.client import connect, hang_up, translate_errors
 from dockprogress.docker.endpoint import resolve
-from dockprogress.errors import BuildError, DockProgressError, UsageError
+from dockprogress.errors import BuildError, DockProgressError, EngineError, UsageError
 from dockprogress.events import TaskEvent
+
+if TYPE_CHECKING:
+    import docker
+
+    from dockprogress.docker.lean import LeanEngine
 
 __all__ = ["BuildSession", "abuild", "build", "find_buildx", "iter_build"]
 
@@ -113,6 +119,144 @@ class _Counting:
         self.sent += len(data)
         self._report(self.sent)
         return data
+
+
+class _Stream(Protocol):
+    def __iter__(self) -> Iterator[bytes]: ...
+    def close(self) -> None: ...
+
+
+class _Classic(Protocol):
+    """What a classic build asks of the engine's client (docker-py's, or the lean one)."""
+
+    def pack(self, fileobj: IO[bytes]) -> str | None:
+        """Write the context's tar to ``fileobj``; the ``dockerfile`` parameter for it."""
+        ...
+
+    def post(self, reader: _Counting, length: int, dockerfile: str | None) -> _Stream: ...
+    def tag(self, image: str, repository: str, tag: str) -> None: ...
+
+
+def pack_context(root: Path, fileobj: IO[bytes]) -> None:
+    """The context as docker-py's ``utils.tar`` packs it when there is no ``.dockerignore``:
+    every path under ``root`` (directories not followed through symlinks), sorted, each
+    with its own metadata, files with their bytes."""
+    names: list[str] = []
+    for folder, dirs, files in os.walk(root):
+        relative = os.path.relpath(folder, root)
+        names.extend(name if relative == "." else os.path.join(relative, name) for name in dirs)
+        names.extend(name if relative == "." else os.path.join(relative, name) for name in files)
+    with tarfile.open(mode="w", fileobj=fileobj) as tar:
+        for name in sorted(names):
+            full = os.path.join(root, name)
+            info = tar.gettarinfo(full, arcname=name)
+            if info is None:  # a socket: not part of a context
+                continue
+            if info.mtime < 0 or info.mtime > 8**11 - 1:  # (as docker-py: bpo-32713)
+                info.mtime = int(info.mtime)
+            if info.isfile():
+                try:
+                    with open(full, "rb") as data:
+                        tar.addfile(info, data)
+                except OSError as exc:
+                    raise BuildError(f"cannot read a file of the build context: {exc}") from exc
+            else:
+                tar.addfile(info)
+
+
+class _LeanClassic:
+    """The classic builder through :class:`~dockprogress.docker.lean.LeanEngine`: for a
+    local engine, a context without ``.dockerignore`` whose Dockerfile is inside it, and a
+    docker config without credentials (docker-py would send them all)."""
+
+    def __init__(self, engine: LeanEngine, session: BuildSession) -> None:
+        self.engine = engine
+        self.session = session
+
+    def pack(self, fileobj: IO[bytes]) -> str | None:
+        pack_context(self.session.path, fileobj)
+        return os.path.relpath(self.session.dockerfile, self.session.path)
+
+    def post(self, reader: _Counting, length: int, dockerfile: str | None) -> _Stream:
+        from dockprogress.docker.lean import EngineRefused
+
+        try:
+            return self.engine.build(self.session.build_params(dockerfile), reader, length)
+        except EngineRefused as exc:
+            raise EngineError(f"could not build on the Docker engine: {exc.message}") from exc
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        from dockprogress.docker.lean import EngineRefused
+
+        try:
+            self.engine.tag(image, repository, tag)
+        except EngineRefused as exc:
+            raise EngineError(
+                f"could not tag {image} as {repository}:{tag}: {exc.message}"
+            ) from exc
+
+
+class _RawStream:
+    """A streamed ``requests`` response's raw chunks; :meth:`close` hangs up."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks: Iterator[bytes] = self._response.raw.stream(1 << 16, decode_content=False)
+        return chunks
+
+    def close(self) -> None:
+        from dockprogress.docker.client import hang_up
+
+        hang_up(self._response)
+
+
+class _DockerPyClassic:
+    """The classic builder through docker-py (remote engines, ``.dockerignore`` rules, a
+    Dockerfile outside the context, registry credentials)."""
+
+    def __init__(self, client: docker.DockerClient, session: BuildSession) -> None:
+        self.client = client
+        self.session = session
+
+    def pack(self, fileobj: IO[bytes]) -> str | None:
+        import docker.utils
+
+        session = self.session
+        relative = os.path.relpath(session.dockerfile, session.path)
+        exclude: list[str] | None = None
+        ignore = session.path / ".dockerignore"
+        if ignore.exists():
+            lines = [line.strip() for line in ignore.read_text().splitlines()]
+            exclude = [line for line in lines if line and not line.startswith("#")]
+        spec: tuple[str | None, str | None] = (
+            (f".dockerfile.{os.getpid()}", session.dockerfile.read_text())
+            if relative.startswith("..")
+            else (relative, None)
+        )
+        docker.utils.tar(str(session.path), exclude=exclude, dockerfile=spec, fileobj=fileobj)
+        return spec[0]
+
+    def post(self, reader: _Counting, length: int, dockerfile: str | None) -> _Stream:
+        """``POST /build`` as docker-py's ``APIClient.build`` sends it, keeping the response
+        (docker-py hides it in a generator that another thread cannot close)."""
+        api = self.client.api
+        headers = {"Content-Type": "application/tar"}
+        api._set_auth_headers(headers)  # registry credentials for FROM pulls, as docker-py
+        response = api._post(
+            api._url("/build"),
+            data=reader,
+            params=self.session.build_params(dockerfile),
+            headers=headers,
+            stream=True,
+            timeout=None,
+        )
+        api._raise_for_status(response)
+        return _RawStream(response)
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.client.api.tag(image, repository, tag)
 
 
 class BuildSession:
@@ -177,7 +321,7 @@ class BuildSession:
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._response: Any = None
+        self._response: _Stream | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     # ------------------------------------------------------------------ driving
@@ -255,8 +399,9 @@ class BuildSession:
 
     def _stop_build(self) -> None:
         self._stop.set()
-        response, self._response = self._response, None
-        hang_up(response)  # the classic builder stops when its client's connection ends
+        stream, self._response = self._response, None
+        if stream is not None:
+            stream.close()  # the classic builder stops when its client's connection ends
         process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -271,36 +416,67 @@ class BuildSession:
     def _classic(self) -> None:
         put = self._queue.put
         try:
+            if self._lean_classic():
+                from dockprogress.docker.lean import LeanEngine
+
+                engine = LeanEngine.open(self._endpoint, timeout=3600)
+                try:
+                    with engine.errors("build on the Docker engine"):
+                        self._classic_with(_LeanClassic(engine, self))
+                finally:
+                    engine.close()
+                return
+            # docker-py here only: a BuildKit build runs buildx and never imports it.
+            from dockprogress.docker.client import connect, translate_errors
+
             with translate_errors("build on the Docker engine", self._endpoint):
                 client = connect(endpoint=self._endpoint, timeout=3600)
                 try:
-                    self._classic_with(client)
+                    self._classic_with(_DockerPyClassic(client, self))
                 finally:
                     client.close()
         except Exception as exc:  # handed to the iterating thread; after a cancel, expected
             if not self._stop.is_set():
                 put(("failure", exc))
 
-    def _classic_with(self, client: docker.DockerClient) -> None:
-        put = self._queue.put
-        relative = os.path.relpath(self.dockerfile, self.path)
-        exclude: list[str] | None = None
-        ignore = self.path / ".dockerignore"
-        if ignore.exists():
-            lines = [line.strip() for line in ignore.read_text().splitlines()]
-            exclude = [line for line in lines if line and not line.startswith("#")]
-        outside = relative.startswith("..")
-        spec: tuple[str | None, str | None] = (
-            (f".dockerfile.{os.getpid()}", self.dockerfile.read_text())
-            if outside
-            else (relative, None)
+    def _lean_classic(self) -> bool:
+        """Whether the standard library can send this build (see :class:`_LeanClassic`)."""
+        from dockprogress.docker.lean import has_credentials
+
+        inside = not os.path.relpath(self.dockerfile, self.path).startswith("..")
+        return (
+            self._endpoint.local
+            and inside
+            and not (self.path / ".dockerignore").exists()
+            and not has_credentials()
         )
+
+    def build_params(self, dockerfile: str | None) -> dict[str, str]:
+        """The query of ``POST /build``, as docker-py's ``APIClient.build`` sends it."""
+        params = {
+            "t": self.tags[0] if self.tags else None,
+            "nocache": self.no_cache,
+            "rm": True,
+            "forcerm": True,
+            "pull": self.pull,
+            "dockerfile": dockerfile,
+            "buildargs": json.dumps(self.build_args) if self.build_args else None,
+            "target": self.target,
+            "networkmode": self.network,
+            "platform": self.platform,
+        }
+        return {
+            key: ("1" if value else "0") if isinstance(value, bool) else value
+            for key, value in params.items()
+            if value is not None and value != ""
+        }
+
+    def _classic_with(self, engine: _Classic) -> None:
+        put = self._queue.put
         with tempfile.TemporaryFile() as raw:
-            context = docker.utils.tar(
-                str(self.path), exclude=exclude, dockerfile=spec, fileobj=raw
-            )
-            total = context.seek(0, os.SEEK_END)
-            context.seek(0)
+            dockerfile = engine.pack(raw)
+            total = raw.seek(0, os.SEEK_END)
+            raw.seek(0)
             put(("upload", (0, total)))
             last = [0.0]
 
@@ -310,65 +486,34 @@ class BuildSession:
                     last[0] = now
                     put(("upload", (sent, total)))
 
-            reader = _Counting(context, report, self._stop)
-            response = self._post_build(client, reader, spec[0])
-            self._response = response  # closing it (cancel) stops the read and the build
+            reader = _Counting(raw, report, self._stop)
+            stream = engine.post(reader, total, dockerfile)
+            self._response = stream  # closing it (cancel) stops the read and the build
             if self._stop.is_set():  # cancelled while the engine was answering
                 self._stop_build()
                 return
             decoder = JsonLinesDecoder()
             built: str | None = None  # the last image id of the stream, for the extra tags
-            for chunk in response.raw.stream(1 << 16, decode_content=False):
+            for chunk in stream:
                 if self._stop.is_set():
                     return
                 messages = decoder.decode(chunk)
                 if messages:
                     built = _built_image(messages, built)
                     put(("messages", messages))
+            if self._stop.is_set():
+                return
             messages = decoder.flush()
             built = _built_image(messages, built)
             put(("messages", messages))
         # The engine's /build takes one tag per parameter in docker-py: the others are added
         # to the built image, as `docker build -t a -t b` does.
-        for extra in self.tags[1:] if built else ():
-            name = extra.split("/")[-1]
-            repo, _, tag = extra.rpartition(":") if ":" in name else (extra, "", "latest")
-            client.api.tag(built, repo, tag)
+        if built is not None:
+            for extra in self.tags[1:]:
+                name = extra.split("/")[-1]
+                repo, _, tag = extra.rpartition(":") if ":" in name else (extra, "", "latest")
+                engine.tag(built, repo, tag)
         put(("eof", ()))
-
-    def _post_build(self, client: docker.DockerClient, reader: Any, dockerfile: str | None) -> Any:
-        """``POST /build`` as docker-py's ``APIClient.build`` sends it, keeping the response
-        (docker-py hides it in a generator that another thread cannot close)."""
-        api = client.api
-        params: dict[str, Any] = {
-            "t": self.tags[0] if self.tags else None,
-            "nocache": self.no_cache,
-            "rm": True,
-            "forcerm": True,
-            "pull": self.pull,
-            "dockerfile": dockerfile,
-        }
-        if self.build_args:
-            params["buildargs"] = json.dumps(self.build_args)
-        for key, value in (
-            ("target", self.target),
-            ("networkmode", self.network),
-            ("platform", self.platform),
-        ):
-            if value:
-                params[key] = value
-        headers = {"Content-Type": "application/tar"}
-        api._set_auth_headers(headers)  # registry credentials for FROM pulls, as docker-py
-        response = api._post(
-            api._url("/build"),
-            data=reader,
-            params=params,
-            headers=headers,
-            stream=True,
-            timeout=None,
-        )
-        api._raise_for_status(response)
-        return response
 
     def _buildkit(self) -> None:
         try:

@@ -19,9 +19,23 @@ import socket
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from io import BufferedReader
-from typing import Final
+from typing import Final, Protocol
 
-__all__ = ["Connection", "ProtocolError", "Response", "tcp_connector", "unix_connector"]
+__all__ = [
+    "Connection",
+    "ProtocolError",
+    "Readable",
+    "Response",
+    "tcp_connector",
+    "unix_connector",
+]
+
+
+class Readable(Protocol):
+    """A request body: anything with ``read(size)`` (a file, a counting wrapper)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
 
 _MAX_LINE: Final = 65536
 _MAX_HEADERS: Final = 200
@@ -188,16 +202,33 @@ class Connection:
         self.send(method, path, headers)
         return self.response(method)
 
-    def send(self, method: str, path: str, headers: Mapping[str, str] | None = None) -> None:
-        """Send ``method path`` (no body); :meth:`response` reads the answer later."""
+    def send(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        body: Readable | None = None,
+        length: int = 0,
+    ) -> None:
+        """Send ``method path``, with ``length`` bytes read from ``body`` if given (sent as
+        they are read: a reader may report them, or raise to stop); :meth:`response` reads
+        the answer later."""
         self.open()
         assert self.sock is not None
         lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}"]
         lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
-        if method in ("POST", "PUT"):
-            lines.append("Content-Length: 0")
+        if body is not None or method in ("POST", "PUT"):
+            lines.append(f"Content-Length: {length if body is not None else 0}")
         self._reusable = False
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        left = length if body is not None else 0
+        while left > 0:
+            assert body is not None
+            data = body.read(min(left, 1 << 16))
+            if not data:
+                raise ProtocolError(f"the request body ended {left} bytes early")
+            self.sock.sendall(data)
+            left -= len(data)
 
     def response(self, method: str) -> Response:
         """The answer to the request :meth:`send` sent (``method`` as sent)."""

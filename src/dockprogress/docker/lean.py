@@ -17,7 +17,9 @@ standard library (a socket and :mod:`dockprogress.docker.http11`) and offers exa
   docker-py's stream helper yields them), a stream that :meth:`PullStream.close` ends at
   once, from any thread (the socket is shut down, waking its reader);
 * ``POST /images/{name}/push`` the same way, with the empty credentials the docker CLI sends
-  for a registry it has none for (``X-Registry-Auth: e30=``, base64 of ``{}``).
+  for a registry it has none for (``X-Registry-Auth: e30=``, base64 of ``{}``);
+* ``POST /build`` with the context's tar as the body (read as it is sent, so the caller can
+  count it), then its stream; ``POST /images/{id}/tag`` for a build's other tags.
 
 Its errors are the ones :func:`~dockprogress.docker.client.translate_errors` makes of
 docker-py's: a refused request carries the engine's own explanation (:class:`EngineRefused`,
@@ -29,8 +31,9 @@ user's registry credentials with a pull (``X-Registry-Auth``) when its config lo
 some. It reads the file docker-py would read (``$DOCKER_CONFIG/config.json``, else
 ``~/.docker/config.json``, else ``~/.dockercfg``) and answers yes, conservatively, for a
 ``credsStore``, a ``credHelpers`` or ``auths`` entry naming the registry, a legacy file, or a
-file it cannot read. ssh, tcp and TLS endpoints stay with docker-py, and so do pulls and
-pushes that need credentials.
+file it cannot read; :func:`has_credentials` whether the config holds any at all (a build
+sends them all, for whichever registry its ``FROM`` lines name). ssh, tcp and TLS endpoints
+stay with docker-py, and so do the requests that need credentials.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from urllib.parse import quote, urlencode
 
 from dockprogress.docker.endpoint import Endpoint
 from dockprogress.docker.hints import connection_error, lost_connection
-from dockprogress.docker.http11 import Connection, Response, unix_connector
+from dockprogress.docker.http11 import Connection, Readable, Response, unix_connector
 from dockprogress.errors import DockProgressError, EngineError
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "LeanEngine",
     "PullStream",
     "engine_arch",
+    "has_credentials",
     "image_store_of",
     "needs_credentials",
 ]
@@ -331,9 +335,30 @@ class LeanEngine:
         path = f"{self._prefix}/images/{quote(name, safe='/:')}/push?{urlencode({'tag': tag})}"
         return self._prepare(path, _NO_CREDENTIALS)()
 
-    def _prepare(self, path: str, headers: Mapping[str, str]) -> Callable[[], EngineStream]:
-        """``POST path`` sent now on a connection of its own; the function returned reads
-        the answer: an :class:`EngineStream`, or :class:`EngineRefused`."""
+    def build(self, params: Mapping[str, str], body: Readable, length: int) -> EngineStream:
+        """``POST /build`` with the context's tar (``length`` bytes of ``body``, read as they
+        are sent: a reader that raises stops the upload), then the engine's stream of build
+        messages (raw chunks). Raises as :meth:`pull` does."""
+        headers = {**_HEADERS, "Content-Type": "application/tar"}
+        return self._prepare(f"{self._prefix}/build?{urlencode(params)}", headers, body, length)()
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        """``POST /images/{image}/tag``; :class:`EngineRefused` with the engine's words."""
+        query = urlencode({"repo": repository, "tag": tag})
+        response, body = self._ask("POST", f"{self._prefix}/images/{quote(image)}/tag?{query}")
+        if response.status >= 400:
+            raise EngineRefused(_explanation(body), response.status)
+
+    def _prepare(
+        self,
+        path: str,
+        headers: Mapping[str, str],
+        body: Readable | None = None,
+        length: int = 0,
+    ) -> Callable[[], EngineStream]:
+        """``POST path`` (with ``length`` bytes of ``body``) sent now on a connection of its
+        own; the function returned reads the answer: an :class:`EngineStream`, or
+        :class:`EngineRefused`."""
         failure: BaseException | None = None
         connection: Connection | None = None
         try:
@@ -344,7 +369,7 @@ class LeanEngine:
                 # No read timeout on a stream, as docker-py's (timeout=None): the engine may
                 # be silent for minutes while it unpacks or compresses a large layer.
                 connection.sock.settimeout(None)
-            connection.send("POST", path, headers)
+            connection.send("POST", path, headers, body, length)
         except Exception as exc:  # said when the answer is asked for, as pull() would
             failure = exc
 
@@ -432,3 +457,25 @@ def needs_credentials(registries: Iterable[str], env: Mapping[str, str] | None =
     if not isinstance(auths, dict):
         return True
     return any(_hostname(str(key)) in wanted for key in auths)
+
+
+def has_credentials(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the docker config docker-py reads holds any credentials (a build sends them
+    all, as ``X-Registry-Config``). Conservative: ``True`` for what it cannot tell."""
+    path = _auth_file(os.environ if env is None else env)
+    if path is None:
+        return False
+    if path.name != "config.json":
+        return True
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    if not isinstance(config, dict):
+        return True
+    if config.get("credsStore") or config.get("credHelpers"):
+        return True
+    auths = config.get("auths")
+    if auths is None:  # docker-py reads a file with no auth section as nothing but entries
+        return any(isinstance(value, dict) for value in config.values())
+    return bool(auths)
