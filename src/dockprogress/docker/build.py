@@ -48,7 +48,6 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from dockprogress._bridge import aiter_in_thread
 from dockprogress.core.build import ClassicBuildTracker
 from dockprogress.core.buildkit import BuildKitTracker, RawJsonDecoder
 from dockprogress.core.dockerfile import parse_dockerfile
@@ -621,4 +620,6 @@ def build(
 
 def abuild(path: str | os.PathLike[str], **options: Any) -> AsyncIterator[TaskEvent]:
     """``async for event in abuild(...)``: :func:`iter_build` run in a worker thread."""
+    from dockprogress._bridge import aiter_in_thread  # asyncio: for the async form only
+
     return aiter_in_thread(lambda: iter_build(path, **options))

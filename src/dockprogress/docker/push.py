@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from contextlib import AbstractContextManager, suppress
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dockprogress._bridge import aiter_in_thread
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.manifest import parse_reference
 from dockprogress.core.push import PushTracker
@@ -316,4 +315,6 @@ def push(
 
 def apush(images: str | Sequence[str], **options: Any) -> AsyncIterator[TaskEvent]:
     """``async for event in apush(...)``: :func:`iter_push` run in a worker thread."""
+    from dockprogress._bridge import aiter_in_thread  # asyncio: for the async form only
+
     return aiter_in_thread(lambda: iter_push(images, **options))
