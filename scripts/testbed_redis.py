@@ -21,6 +21,7 @@ Standard library only, like the other testbed modules.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -37,6 +38,17 @@ USER, PASSWORD = "dockprogress", "testbed-secret"
 # Servers started by this process: kept so that Popen never warns that one still runs (it
 # is meant to outlive this script), and reaped by stop_redis.
 _STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _leave_running() -> None:
+    """At exit, the servers this process started stay up (the bed's, stopped by pid): their
+    Popen objects are told so, or each would warn "still running" as it is collected."""
+    for proc in _STARTED:
+        if proc.poll() is None:
+            proc.returncode = 0  # (not waited for: the server outlives this process)
+
+
 _SBIN = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
