@@ -21,7 +21,6 @@ import os
 import random
 import resource
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -29,8 +28,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.harness import Comparison, Family, Figure
-from bench.pull_e2e import _dockprogress, wall_time_target
+from bench.harness import Family
+from bench.pull_e2e import _dockprogress, add_client_rows
 
 __all__ = ["BuildRun", "build_once", "run"]
 
@@ -185,49 +184,16 @@ def _one_builder(builder: Builder, context: Path, runs: int, family: Family) -> 
         "FROM dp/base, COPY of 8 MB, RUN writing 16 MB, RUN sleep 1, RUN sha256sum, RUN echo; "
         "--no-cache --network none, a new tag each run (removed after it), tools alternating"
     )
-    wall = Comparison(
-        f"Build, {builder.label}: wall seconds, spawn to exit",
-        Figure("dockprogress build --progress json", "s", [r.wall for r in ours], False),
-        [Figure(builder.baseline_name, "s", [r.wall for r in theirs], False)],
-        input=input_text,
-    )
-    cpu = Comparison(
-        f"Build, {builder.label}: client CPU seconds (user + system)",
-        Figure("dockprogress build --progress json", "s", [r.cpu for r in ours], False),
-        [Figure(builder.baseline_name, "s", [r.cpu for r in theirs], False)],
-        input="RUSAGE_CHILDREN delta around the client process (and its children)",
-    )
-    start_up = Comparison(
-        f"Build, {builder.label}: spawn to the first output line",
-        Figure(
-            "dockprogress: first event line",
-            "s",
-            [r.first_output for r in ours if r.first_output is not None],
-            False,
-        ),
-        [
-            Figure(
-                f"{builder.baseline_name}: first output line",
-                "s",
-                [r.first_output for r in theirs if r.first_output is not None],
-                False,
-            )
-        ],
-        input="start-up (interpreter, imports, the engine's answer) until the first line",
-    )
-    family.comparisons.extend([wall, cpu, start_up])
-    paired = [a.wall - b.wall for a, b in zip(ours, theirs, strict=True)]
-    family.notes.append(
-        f"Paired differences, {builder.label} (dockprogress - docker, s): "
-        + ", ".join(f"{d:+.3f}" for d in paired)
-        + f"; median {statistics.median(paired):+.3f} s"
-    )
-    family.targets.append(
-        wall_time_target(
-            f"build wall time within 5% of the docker CLI's ({builder.label})",
-            wall,
-            [r.exit_code for r in ours + theirs],
-        )
+    add_client_rows(
+        family,
+        f"Build, {builder.label}",
+        ours,
+        theirs,
+        subject="dockprogress build --progress json",
+        baseline=builder.baseline_name,
+        baseline_first=f"{builder.baseline_name}: first output line",
+        input_text=input_text,
+        target=f"build wall time within 5% of the docker CLI's ({builder.label})",
     )
 
 

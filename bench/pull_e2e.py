@@ -23,11 +23,14 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bench.harness import Comparison, Family, Figure, Target
 
@@ -160,6 +163,71 @@ def wall_time_target(name: str, wall: Comparison, exit_codes: list[int]) -> Targ
         at_least=False,
         note=f"{len(failed)} failed run(s)" if failed else "",
     )
+
+
+class ClientRun(Protocol):
+    """One timed run of a client (a push's, a build's): what :func:`add_client_rows` reads."""
+
+    wall: float
+    cpu: float
+    exit_code: int
+    first_output: float | None
+
+
+def add_client_rows(
+    family: Family,
+    title: str,
+    ours: Sequence[ClientRun],
+    theirs: Sequence[ClientRun],
+    *,
+    subject: str,
+    baseline: str,
+    baseline_first: str,
+    input_text: str,
+    target: str,
+) -> None:
+    """The rows of dockprogress against the docker CLI doing the same work, in pairs: wall
+    time, the client's CPU time and spawn to the first output line (``title``: their
+    prefix), the paired differences as a note, and ``target``: wall time within 5 %."""
+    wall = Comparison(
+        f"{title}: wall seconds, spawn to exit",
+        Figure(subject, "s", [r.wall for r in ours], False),
+        [Figure(baseline, "s", [r.wall for r in theirs], False)],
+        input=input_text,
+    )
+    cpu = Comparison(
+        f"{title}: client CPU seconds (user + system)",
+        Figure(subject, "s", [r.cpu for r in ours], False),
+        [Figure(baseline, "s", [r.cpu for r in theirs], False)],
+        input="RUSAGE_CHILDREN delta around the client process (and its children); the "
+        "daemon's work excluded",
+    )
+    start_up = Comparison(
+        f"{title}: spawn to the first output line",
+        Figure(
+            "dockprogress: first event line",
+            "s",
+            [r.first_output for r in ours if r.first_output is not None],
+            False,
+        ),
+        [
+            Figure(
+                baseline_first,
+                "s",
+                [r.first_output for r in theirs if r.first_output is not None],
+                False,
+            )
+        ],
+        input="start-up (interpreter, imports, the engine's answer) until the first line",
+    )
+    family.comparisons.extend([wall, cpu, start_up])
+    paired = [a.wall - b.wall for a, b in zip(ours, theirs, strict=True)]
+    family.notes.append(
+        f"Paired differences, {title.split(', ', 1)[-1]} (dockprogress - docker, s): "
+        + ", ".join(f"{d:+.3f}" for d in paired)
+        + f"; median {statistics.median(paired):+.3f} s"
+    )
+    family.targets.append(wall_time_target(target, wall, [r.exit_code for r in [*ours, *theirs]]))
 
 
 def up_to_date(runs: int = 15, image: str = UP_TO_DATE) -> tuple[Comparison, Target]:

@@ -22,7 +22,6 @@ import json
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -32,8 +31,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.harness import Comparison, Family, Figure
-from bench.pull_e2e import _dockprogress, remove_image, wall_time_target
+from bench.harness import Family
+from bench.pull_e2e import _dockprogress, add_client_rows, remove_image
 
 __all__ = ["PushRun", "forget_repository", "push_once", "run"]
 
@@ -174,49 +173,16 @@ def _link(label: str, rate: int | None, source: str, runs: int, family: Family) 
         f"{REGISTRY} ({label}), a new repository each run (forgotten after it), tools "
         "alternating"
     )
-    wall = Comparison(
-        f"Push, {label}: wall seconds, spawn to exit",
-        Figure("dockprogress push --progress json", "s", [r.wall for r in ours], False),
-        [Figure("docker push (Go CLI)", "s", [r.wall for r in theirs], False)],
-        input=input_text,
-    )
-    cpu = Comparison(
-        f"Push, {label}: client CPU seconds (user + system)",
-        Figure("dockprogress push --progress json", "s", [r.cpu for r in ours], False),
-        [Figure("docker push (Go CLI)", "s", [r.cpu for r in theirs], False)],
-        input="RUSAGE_CHILDREN delta around the client process; the daemon's work excluded",
-    )
-    start_up = Comparison(
-        f"Push, {label}: spawn to the first output line",
-        Figure(
-            "dockprogress: first event line",
-            "s",
-            [r.first_output for r in ours if r.first_output is not None],
-            False,
-        ),
-        [
-            Figure(
-                "docker: first output line",
-                "s",
-                [r.first_output for r in theirs if r.first_output is not None],
-                False,
-            )
-        ],
-        input="start-up (interpreter, imports, the engine's answer) until the first line",
-    )
-    family.comparisons.extend([wall, cpu, start_up])
-    paired = [a.wall - b.wall for a, b in zip(ours, theirs, strict=True)]
-    family.notes.append(
-        f"Paired differences, {label} (dockprogress - docker, s): "
-        + ", ".join(f"{d:+.3f}" for d in paired)
-        + f"; median {statistics.median(paired):+.3f} s"
-    )
-    family.targets.append(
-        wall_time_target(
-            f"push wall time within 5% of docker push ({label})",
-            wall,
-            [r.exit_code for r in ours + theirs],
-        )
+    add_client_rows(
+        family,
+        f"Push, {label}",
+        ours,
+        theirs,
+        subject="dockprogress push --progress json",
+        baseline="docker push (Go CLI)",
+        baseline_first="docker: first output line",
+        input_text=input_text,
+        target=f"push wall time within 5% of docker push ({label})",
     )
 
 

@@ -7,11 +7,7 @@ a temporary XDG_CACHE_HOME.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +22,7 @@ from dockprogress.events import State, TaskEvent
 from tests.build.recordings import FIXTURES, assert_promises
 from tests.conftest import Testbed as Bed
 from tests.contract import assert_event_output
+from tests.importtime import cli_imports, heavy
 
 pytestmark = pytest.mark.engine
 
@@ -195,24 +192,7 @@ def test_cli_build_imports_no_docker_py(builder: str, tmp_path: Path) -> None:
     # BuildKit runs buildx; the classic builder goes to /build through the lean client when
     # the context has no .dockerignore and the docker config no credentials.
     context = _sleepy(tmp_path, 0.2, f"imports-{time.monotonic_ns()}")
-    run = subprocess.run(
-        [
-            *(sys.executable, "-X", "importtime", "-m", "dockprogress", "build", str(context)),
-            *("--builder", builder, "--network", "none", "--progress", "json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ},
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert json.loads(run.stdout.splitlines()[-1])["state"] == "done"
-    imported = {
-        line.rsplit("|", 1)[1].strip()
-        for line in run.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
+    last, imported = cli_imports("build", str(context), "--builder", builder, "--network", "none")
+    assert last["state"] == "done"
     assert "dockprogress.docker.build" in imported  # the importtime lines were read
-    heavy = sorted(n for n in imported if n.split(".")[0] in ("docker", "requests", "urllib3"))
-    assert heavy == []
+    assert heavy(imported) == []

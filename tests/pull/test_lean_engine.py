@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -36,6 +33,7 @@ from dockprogress.events import State, TaskEvent
 from tests.conftest import Engine, drop_leftover_pull_leases
 from tests.conftest import Testbed as Bed
 from tests.contract import assert_event_lines
+from tests.importtime import cli_imports, heavy
 
 # ----------------------------------------------------------------- no engine needed
 
@@ -312,40 +310,10 @@ def test_cancel_from_another_thread_ends_a_pull_on_both_paths(
 def test_cli_pull_of_an_up_to_date_image_imports_no_docker_py_requests_or_paramiko(
     testbed: Bed,
 ) -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-m",
-            "dockprogress",
-            "pull",
-            testbed.base,
-            "--progress",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ},
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    lines = [json.loads(line) for line in run.stdout.splitlines()]
-    assert lines[-1]["state"] == "done"
-    imported = {
-        line.rsplit("|", 1)[1].strip()
-        for line in run.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
+    last, imported = cli_imports("pull", testbed.base, timeout=120)
+    assert last["state"] == "done"
     assert "dockprogress.docker.lean" in imported  # the importtime lines were read
-    heavy = sorted(
-        name
-        for name in imported
-        if name.split(".")[0] in ("docker", "requests", "urllib3")
-        or name.startswith("paramiko.")  # (a deferred stand-in named paramiko loads nothing)
-    )
-    assert heavy == []
+    assert heavy(imported) == []
 
 
 @pytest.mark.engine

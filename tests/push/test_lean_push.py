@@ -6,9 +6,6 @@ CLI push to a registry the docker CLI's config has no credentials for.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from dockprogress.errors import PushError
 from dockprogress.events import State, TaskEvent
 from tests.build.recordings import assert_promises
 from tests.contract import assert_event_lines
+from tests.importtime import cli_imports, heavy
 
 pytestmark = pytest.mark.engine
 
@@ -102,36 +100,7 @@ def test_a_registry_with_credentials_in_the_cli_config_goes_through_docker_py(
 
 
 def test_cli_push_imports_no_docker_py_requests_or_paramiko(fresh_image: str) -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-m",
-            "dockprogress",
-            "push",
-            fresh_image,
-            "--progress",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ},
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    lines = [json.loads(line) for line in run.stdout.splitlines()]
-    assert lines[-1]["state"] == "done"
-    imported = {
-        line.rsplit("|", 1)[1].strip()
-        for line in run.stderr.splitlines()
-        if line.startswith("import time:") and "|" in line
-    }
+    last, imported = cli_imports("push", fresh_image)
+    assert last["state"] == "done"
     assert "dockprogress.docker.lean" in imported  # the importtime lines were read
-    heavy = sorted(
-        name
-        for name in imported
-        if name.split(".")[0] in ("docker", "requests", "urllib3") or name.startswith("paramiko.")
-    )
-    assert heavy == []
+    assert heavy(imported) == []

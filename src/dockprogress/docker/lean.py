@@ -424,22 +424,29 @@ def _auth_file(env: Mapping[str, str]) -> Path | None:
     return next((path for path in candidates if path.exists()), None)
 
 
+def _config(env: Mapping[str, str] | None) -> dict[str, Any] | None:
+    """The docker config docker-py reads: ``{}`` when there is none, ``None`` when it cannot
+    be told what it holds (a legacy ``.dockercfg``, a file that is not readable JSON)."""
+    path = _auth_file(os.environ if env is None else env)
+    if path is None:
+        return {}
+    if path.name != "config.json":
+        return None
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def needs_credentials(registries: Iterable[str], env: Mapping[str, str] | None = None) -> bool:
     """Whether docker-py would send credentials when pulling from any of ``registries``.
 
     Conservative: ``True`` also for anything it cannot tell (a legacy ``.dockercfg``, a
     config file that is not readable JSON), so that docker-py decides as before.
     """
-    path = _auth_file(os.environ if env is None else env)
-    if path is None:
-        return False
-    if path.name != "config.json":
-        return True
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return True
-    if not isinstance(config, dict):
+    config = _config(env)
+    if config is None:
         return True
     if config.get("credsStore"):
         return True
@@ -462,16 +469,8 @@ def needs_credentials(registries: Iterable[str], env: Mapping[str, str] | None =
 def has_credentials(env: Mapping[str, str] | None = None) -> bool:
     """Whether the docker config docker-py reads holds any credentials (a build sends them
     all, as ``X-Registry-Config``). Conservative: ``True`` for what it cannot tell."""
-    path = _auth_file(os.environ if env is None else env)
-    if path is None:
-        return False
-    if path.name != "config.json":
-        return True
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return True
-    if not isinstance(config, dict):
+    config = _config(env)
+    if config is None:
         return True
     if config.get("credsStore") or config.get("credHelpers"):
         return True
