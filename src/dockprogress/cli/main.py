@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__version__)
         return EXIT_OK
     try:
+        if argv is None and given[:1] == ["pull"]:
+            # The engine starts on the pulls while the rest of the command loads.
+            from dockprogress.docker.headstart import head_start
+
+            head_start(given[1:])
         # `dockprogress pull ...` needs the pull command's parser only (start-up time).
         parser = build_parser(only=given[0] if given and given[0] in _COMMAND_MODULES else None)
         args = parser.parse_args(given)
@@ -91,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     finally:
         if argv is None:  # the process's own command line: it exits next
+            started = sys.modules.get("dockprogress.docker.headstart")
+            if started is not None:
+                started.discard()  # pulls sent for a session that never ran
             _quick_exit()
 
 

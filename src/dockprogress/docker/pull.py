@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.manifest import ImageRef, Platform, parse_platform, parse_reference
 from dockprogress.core.pull import PullTracker
+from dockprogress.docker import headstart
 from dockprogress.docker.endpoint import resolve
 from dockprogress.docker.lean import EngineRefused, LeanEngine, image_store_of, needs_credentials
 from dockprogress.docker.registry import fetch_manifest
@@ -174,6 +175,7 @@ class PullSession:
         if not names:
             raise DockProgressError("no image to pull")
         self.jobs = [_Job(i, parse_reference(name)) for i, name in enumerate(names)]
+        self._images = tuple(names)
         self.platform = parse_platform(platform) if platform else None
         self._platform_arg = str(self.platform) if self.platform else None
         self._client = client
@@ -210,9 +212,10 @@ class PullSession:
             engine = self._connect()
             # The lean client sends the pulls now: the engine works on them meanwhile.
             for each in self.jobs:
-                self._pulls[each.index] = engine.prepare_pull(
-                    each.ref.name, each.ref.reference, self._platform_arg
-                )
+                if each.index not in self._pulls:
+                    self._pulls[each.index] = engine.prepare_pull(
+                        each.ref.name, each.ref.reference, self._platform_arg
+                    )
             platform = self.platform or Platform(*engine.platform())
             self._containerd, self._engine_key = engine.image_store()
             workers = [
@@ -276,7 +279,11 @@ class PullSession:
                 self._engine = _DockerPyEngine(self._client)
             else:
                 endpoint = resolve(self._host, self._context)
-                if endpoint.local and not needs_credentials(j.ref.registry for j in self.jobs):
+                started = headstart.take(self._images, endpoint, self._platform_arg)
+                if started is not None:  # the command line sent the pulls already
+                    self._engine = started.engine
+                    self._pulls.update(enumerate(started.answers))
+                elif endpoint.local and not needs_credentials(j.ref.registry for j in self.jobs):
                     self._engine = LeanEngine.open(endpoint)
                 else:
                     from dockprogress.docker.client import connect

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dockprogress.errors import UsageError
-from dockprogress.sinks.base import Sink
+
+if TYPE_CHECKING:  # (the event model loads with the sinks; the modes are read before it)
+    from dockprogress.sinks.base import Sink
 
 __all__ = ["PROGRESS_MODES", "open_display", "resolve_mode"]
 
