@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dockprogress import task as task_module
+from dockprogress.core import execprogress, tty
 from dockprogress.core import milestones as milestones_module
-from dockprogress.core import tty
 from dockprogress.core.execprogress import default_recognisers
 from dockprogress.core.jsonlines import JsonLinesDecoder
 from dockprogress.core.milestones import DYNAMIC, MilestoneMatch, MilestoneSet
@@ -111,6 +111,69 @@ def test_open_tail_is_where_the_tail_regex_first_matches(head: str, tail: str, o
 def test_possessive_sgr_removes_what_the_plain_pattern_removes(pieces: list[str]) -> None:
     text = "".join(pieces)
     assert tty._SGR.sub("", text) == re.sub(r"\x1b\[[0-9;:]{0,64}m", "", text)
+
+
+class _PlainReference(tty.TtyParser):
+    """The parser with ``_plain``'s per-part loop as it was before the frames of a row's
+    redraws were made in one ``map`` (the plain code the shortcut replaces)."""
+
+    def _plain(self, text: str, out: list[tty.Frame]) -> None:
+        lines = text.split("\n")
+        last = len(lines) - 1
+        cap = self.max_line
+        live = self._live
+        for index, written in enumerate(lines):
+            line = written
+            newline = index < last
+            if newline and line[-1:] == "\r":
+                line = line[:-1]
+            if "\r" in line:
+                parts = line.split("\r")
+                line = parts.pop()
+                for part in parts:
+                    if not self._length:
+                        if part:
+                            row = self.row
+                            if row not in live:
+                                self._mark_live(row)
+                            out.append(tty.Frame(row, part[:cap], tty.FrameEnd.OVERWRITE, True))
+                        continue
+                    if part:
+                        self._append(part)
+                    self._mark_live(self.row)
+                    self._commit(tty.FrameEnd.OVERWRITE, out)
+            if newline:
+                row = self.row
+                if not self._length:
+                    if line:
+                        out.append(tty.Frame(row, line[:cap], tty.FrameEnd.NEWLINE, row in live))
+                else:
+                    if line:
+                        self._append(line)
+                    self._commit(tty.FrameEnd.NEWLINE, out)
+                self.row = row + 1
+            elif line:
+                self._append(line)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["\r", "\n", "\r\n", "a", "bc", "defghij", "\x1b[A"]), max_size=12)
+        .map("".join)
+        .map(str.encode),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_a_rows_redraws_are_the_frames_the_per_part_loop_gives(reads: list[bytes]) -> None:
+    fast, plain = tty.TtyParser(max_line=5), _PlainReference(max_line=5)
+    for data in reads:
+        frames = fast.feed(data)
+        assert frames == plain.feed(data)
+        assert all(type(frame) is tty.Frame for frame in frames)
+        assert (fast.row, fast._live, fast._length) == (plain.row, plain._live, plain._length)
+    assert fast.feed_eof() == plain.feed_eof()
 
 
 _JSON_PIECES = [
@@ -306,3 +369,49 @@ def test_required_literals_are_in_every_line_that_matches(pattern: str, lines: l
     for line in [*lines, *_BAR_ROWS]:
         if regex.search(line) is not None:
             assert all(word in line for word in required), (pattern, line, required)
+
+
+_RECORDINGS = sorted((Path(__file__).parents[1] / "fixtures" / "tty").glob("*.bin"))
+
+
+class _ReadClock:
+    """A clock that moves only between reads, as the wall clock does within one read."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    path=st.sampled_from(_RECORDINGS),
+    size=st.integers(min_value=1, max_value=9000),
+    step=st.sampled_from([0.0, 0.01, 0.03, 0.07]),
+)
+def test_a_redrawn_bar_read_once_per_read_gives_the_per_frame_events(
+    path: Path, size: int, step: float
+) -> None:
+    """ExecTracker reads the wall clock once per read of a redrawn bar (its frames arrived
+    together): the same events as its per-frame loop on a clock that moves between reads."""
+    data = path.read_bytes()
+    trackers = []
+    for shortcut in (True, False):
+        clock = _ReadClock()
+        tracker = execprogress.ExecTracker("exec:t", kind=None, clock=clock)
+        if shortcut:
+            execprogress._WALL_CLOCK = clock  # type: ignore[misc]
+        try:
+            events = []
+            for start in range(0, len(data), size):
+                events += tracker.feed(data[start : start + size])
+                clock.now += step
+            events += tracker.feed_eof()
+        finally:
+            execprogress._WALL_CLOCK = _TIME  # type: ignore[misc]
+        trackers.append(([e.to_dict() for e in events], tracker.last_lines))
+    assert trackers[0] == trackers[1]
+
+
+_TIME = execprogress._WALL_CLOCK

@@ -44,6 +44,7 @@ from __future__ import annotations
 import codecs
 import re
 from enum import Enum
+from itertools import repeat
 from typing import Final, NamedTuple
 
 __all__ = ["DEFAULT_MAX_LINE", "Frame", "FrameEnd", "TtyParser"]
@@ -131,6 +132,7 @@ class Frame(NamedTuple):
 
 
 _OVERWRITE: Final = FrameEnd.OVERWRITE
+_tuple_new: Final = tuple.__new__  # what a named tuple's own __new__ calls
 _NEWLINE: Final = FrameEnd.NEWLINE
 
 
@@ -272,18 +274,38 @@ class TtyParser:
             if "\r" in line:
                 parts = line.split("\r")
                 line = parts.pop()
-                for part in parts:  # each ended by a lone \r: an overwrite
-                    if not self._length:
-                        if part:
-                            row = self.row
-                            if row not in live:
-                                self._mark_live(row)
-                            out.append(Frame(row, part[:cap], _OVERWRITE, True))
-                        continue
-                    if part:
-                        self._append(part)
+                # Each part is ended by a lone \r: an overwrite. The first completes what is
+                # buffered; the rest are whole frames of this row (tqdm's every redraw).
+                if self._length:
+                    first = parts.pop(0)
+                    if first:
+                        self._append(first)
                     self._mark_live(self.row)
                     self._commit(_OVERWRITE, out)
+                if len(parts) == 1:
+                    part = parts[0]
+                    if part:
+                        row = self.row
+                        if row not in live:
+                            self._mark_live(row)
+                        out.append(Frame(row, part[:cap], _OVERWRITE, True))
+                    parts = []
+                elif "" in parts:
+                    parts = [part for part in parts if part]
+                if parts:
+                    row = self.row
+                    if row not in live:
+                        self._mark_live(row)
+                    if max(map(len, parts)) > cap:
+                        parts = [part[:cap] for part in parts]
+                    count = len(parts)
+                    out.extend(  # Frame(row, part, _OVERWRITE, True) each, made in C
+                        map(
+                            _tuple_new,
+                            repeat(Frame, count),
+                            zip(repeat(row, count), parts, repeat(_OVERWRITE), repeat(True)),
+                        )
+                    )
             if newline:
                 row = self.row
                 if not self._length:
