@@ -415,3 +415,45 @@ def test_a_redrawn_bar_read_once_per_read_gives_the_per_frame_events(
 
 
 _TIME = execprogress._WALL_CLOCK
+
+
+class _OddReference(tty.TtyParser):
+    """The parser telling the odd control characters from the decoded text by regex, as
+    it did before the bytes were asked."""
+
+    def _process(self, text: str, out: list[tty.Frame], odd: bool) -> None:
+        super()._process(text, out, tty._ODD_CONTROL_BUT_ESC.search(text) is not None)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(
+                [
+                    b"\r",
+                    b"\n",
+                    b"a",
+                    b"\x01",
+                    b"\x7f",
+                    b"\x08",
+                    b"\t",
+                    b"\x1b",
+                    b"\x1b[2K",
+                    b"\x1b]0;t",
+                ]
+                + [b"\x07", b"\xc3", b"\xa9", b"\xe2\x94\x81", b"\xff", b"\x1b[1A", b"9%"]
+            ),
+            max_size=12,
+        ).map(b"".join),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_odd_controls_told_from_the_bytes_give_the_frames_the_text_search_gives(
+    reads: list[bytes],
+) -> None:
+    fast, plain = tty.TtyParser(max_line=7), _OddReference(max_line=7)
+    for data in reads:
+        assert fast.feed(data) == plain.feed(data)
+    assert fast.feed_eof() == plain.feed_eof()
