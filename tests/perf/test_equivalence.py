@@ -417,6 +417,12 @@ def test_a_redrawn_bar_read_once_per_read_gives_the_per_frame_events(
 _TIME = execprogress._WALL_CLOCK
 
 
+_HOSTILE_PIECES = [
+    *(b"\r", b"\n", b"a", b"\x01", b"\x7f", b"\x08", b"\t", b"\x1b", b"\x1b[2K", b"\x1b]0;t"),
+    *(b"\x07", b"\xc3", b"\xa9", b"\xe2\x94\x81", b"\xff", b"\x1b[1A", b"9%"),
+]
+
+
 class _OddReference(tty.TtyParser):
     """The parser telling the odd control characters from the decoded text by regex, as
     it did before the bytes were asked."""
@@ -429,21 +435,7 @@ class _OddReference(tty.TtyParser):
 @given(
     st.lists(
         st.lists(
-            st.sampled_from(
-                [
-                    b"\r",
-                    b"\n",
-                    b"a",
-                    b"\x01",
-                    b"\x7f",
-                    b"\x08",
-                    b"\t",
-                    b"\x1b",
-                    b"\x1b[2K",
-                    b"\x1b]0;t",
-                ]
-                + [b"\x07", b"\xc3", b"\xa9", b"\xe2\x94\x81", b"\xff", b"\x1b[1A", b"9%"]
-            ),
+            st.sampled_from(_HOSTILE_PIECES),
             max_size=12,
         ).map(b"".join),
         min_size=1,
