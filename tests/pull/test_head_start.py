@@ -16,6 +16,7 @@ import pytest
 from dockprogress.docker import headstart
 from dockprogress.docker.endpoint import resolve
 from dockprogress.docker.headstart import head_start, plain_pull
+from dockprogress.docker.lean import LeanEngine
 from dockprogress.docker.pull import PullSession
 from dockprogress.events import State
 from tests.conftest import Engine
@@ -80,6 +81,7 @@ def test_the_session_takes_the_sent_pulls_over(
     started = head_start(["--progress", "json", *images])
     assert started is not None, "a plain pull on a local socket gets its head start"
     assert started.images == tuple(images)
+    assert started.engine._info_asked is not None  # /info asked too, answered meanwhile
     session = PullSession(images)
     events = list(session)
     assert session._engine is started.engine
@@ -139,3 +141,30 @@ def test_the_cli_asks_the_engine_before_loading_its_parser_and_event_model(
     assert seen[0] == f"connect {socket_path}", seen
     assert "import argparse" in seen
     assert "import dockprogress.events" in seen
+
+
+def test_info_asked_ahead_is_the_info_asked_then(on_engine: Engine) -> None:
+    endpoint = resolve()
+    ahead, then = LeanEngine.open(endpoint), LeanEngine.open(endpoint)
+    try:
+        ahead.prefetch_info()
+        assert ahead._info_asked is not None  # sent, not read
+        assert ahead.image_store() == then.image_store()
+        assert ahead.platform() == then.platform()
+        assert ahead._info_asked is None
+    finally:
+        ahead.close()
+        then.close()
+
+
+def test_info_asked_ahead_on_a_lost_connection_is_asked_again(on_engine: Engine) -> None:
+    engine = LeanEngine.open(resolve())
+    try:
+        engine.prefetch_info()
+        asked = engine._info_asked
+        assert asked is not None
+        asked.shutdown()  # the answer can no longer be read
+        info = engine.info()
+        assert info.get("ID"), "the engine's own /info, asked again"
+    finally:
+        engine.close()

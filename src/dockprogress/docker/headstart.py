@@ -6,7 +6,8 @@ command line's parser, the event model and the displays. :func:`head_start` is c
 the command line before any of that, with the command's arguments: when they are plain
 (image references, and ``--progress MODE`` at most) and the pull would take the lean path
 anyway (the local engine's socket, no credentials configured for the registries), it
-opens the :class:`~dockprogress.docker.lean.LeanEngine` and sends every pull's request.
+opens the :class:`~dockprogress.docker.lean.LeanEngine` and sends every pull's request,
+then ``GET /info`` (the session's next question).
 The engine works on the pulls while the rest of the program loads; the
 :class:`~dockprogress.docker.pull.PullSession` made next takes the engine and the sent
 requests over (:func:`take`) instead of sending its own, and reads the answers as it would
@@ -102,6 +103,7 @@ def head_start(args: Sequence[str], env: Mapping[str, str] | None = None) -> Hea
             return None
         engine = LeanEngine.open(endpoint)
         answers = tuple(engine.prepare_pull(ref.name, ref.reference) for ref in refs)
+        engine.prefetch_info()  # the session's next question (platform, image store)
     except Exception:  # the command will meet the same failure and say it
         if engine is not None:
             engine.close()

@@ -187,6 +187,7 @@ class LeanEngine:
         self._streams: list[EngineStream] = []
         self._sent: list[Connection] = []
         self._info: dict[str, Any] | None = None
+        self._info_asked: Connection | None = None  # /info sent ahead, its answer unread
         self._prefix = ""
 
     @classmethod
@@ -282,14 +283,44 @@ class LeanEngine:
 
     # ---------------------------------------------------------------- what a pull asks
 
+    def prefetch_info(self) -> None:
+        """Send ``GET /info`` now, on a connection of its own, for :meth:`info` to read: the
+        engine answers while this process goes on (the engine takes several milliseconds,
+        asking containerd). A failure here is left to :meth:`info` to meet and say."""
+        if self._info is not None or self._info_asked is not None:
+            return
+        try:
+            connection = self._connection()
+            connection.send("GET", self._prefix + "/info", _HEADERS)
+        except Exception:
+            return
+        self._info_asked = connection
+
     def info(self) -> dict[str, Any]:
         """``GET /info`` (asked once)."""
+        if self._info is None:
+            asked, self._info_asked = self._info_asked, None
+            if asked is not None:
+                self._info = self._read_info(asked)
         if self._info is None:
             info = self._checked(
                 "ask the Docker engine for its image store", self._prefix + "/info"
             )
             self._info = info if isinstance(info, dict) else {}
         return self._info
+
+    def _read_info(self, connection: Connection) -> dict[str, Any] | None:
+        """The answer of :meth:`prefetch_info`'s request; ``None`` if anything is amiss (then
+        :meth:`info` asks again, and says what fails as it always does)."""
+        try:
+            response = connection.response("GET")
+            body = response.read()
+            info = json.loads(body) if response.status < 400 else None
+        except Exception:
+            connection.close()
+            return None
+        self._release(connection)
+        return info if isinstance(info, dict) else None
 
     def platform(self) -> tuple[str, str]:
         """The engine's ``(os, arch)`` as ``docker version`` reports them (``linux``,
@@ -397,8 +428,11 @@ class LeanEngine:
             idle, self._idle = self._idle, None
             streams, self._streams = self._streams, []
             sent, self._sent = self._sent, []
+            asked, self._info_asked = self._info_asked, None
         if idle is not None:
             idle.close()
+        if asked is not None:
+            asked.close()
         for stream in streams:
             stream.close()
         for connection in sent:  # requests sent but never read
