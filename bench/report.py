@@ -446,19 +446,22 @@ def analysis(families: list[Family]) -> list[str]:
                 f"{_number(_median(families, 'python -c pass'))} s and importing the CLI and "
                 f"the pull adapter takes {_number(_median(families, 'python -c ' + chr(39)))}"
                 " s. docker-py is not imported on this path: the pull goes to the local "
-                "engine's socket through the standard library (`docker/lean.py`), sent before "
-                "the registry's manifest is asked for, so the engine works while the client "
-                "starts; what is left is the interpreter and the package's own imports (the "
-                "event model, the parsers, their dataclasses)"
+                "engine's socket through the standard library (`docker/lean.py`), and a plain "
+                "command line gets a head start (`docker/headstart.py`): the pull's request "
+                "and `GET /info` are sent before the command's parser, the event model and "
+                "the displays load, so the engine works (and answers an up-to-date pull) "
+                "while the client starts; what is left is the interpreter and the package's "
+                "own imports"
                 if first
                 else "no split measured"
             )
             + ". From the first event to `done` both tools wait on the same engine work, and "
             "the client's CPU time is in the table above. On loopback the whole pull takes "
             "about a second, so that fixed start-up is the gap; through the throttled front, "
-            "as over a network, it is within the noise. What would close it: fewer imports "
-            "before the request is sent (the request needs only the socket and the image's "
-            "name), or a client that is not a Python interpreter.",
+            "as over a network, it is within the noise. What would close it further: fewer "
+            "imports in all (the interpreter's own start and the standard library's "
+            "`dataclasses`, `typing`, `re` and `socket` are most of them), or a client that "
+            "is not a Python interpreter.",
             "",
         ]
     push_loopback = targets.get("push wall time within 5% of docker push (registry, loopback)")
