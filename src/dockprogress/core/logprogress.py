@@ -91,6 +91,7 @@ class LogProgress:
     ) -> None:
         self.milestones = milestones
         self._match = milestones.match
+        self._screen = milestones.screen
         self.profile = profile
         self.progress_handler = progress_handler
         self.stall_after = stall_after
@@ -160,6 +161,9 @@ class LogProgress:
             # The hot path (a running task, a line of text): what the general path below
             # does, with the clock read only for a line that matches.
             self.last_lines.append(line)
+            screen = self._screen
+            if screen is not None and screen(line) is None:
+                return []  # (most lines: no milestone's guard in them)
             match = self._match(line)
             if match is None:
                 return []

@@ -156,6 +156,7 @@ class MilestoneSet:
         "name",
         "names",
         "prior",
+        "screen",
     )
 
     def __init__(
@@ -204,6 +205,14 @@ class MilestoneSet:
         # (and then the candidates are the milestones whose own guard is in the line).
         words = tuple(dict.fromkeys(guards))
         self._words = words if len(words) <= _FEW_GUARDS and not self._unguarded else None
+        #: A C-level test that gives ``None`` for a line no milestone can match (no guard
+        #: in it, and every milestone has one); ``None`` where there is no such test (then
+        #: :meth:`match` screens the line itself). Read by the trackers' hot paths.
+        self.screen = (
+            self._guards.search
+            if self._guards is not None and self._words is None and not self._unguarded
+            else None
+        )
         self._by_guard: dict[str, tuple[int, ...]] = {}
         for item in compiled:
             if item.guard:
