@@ -303,8 +303,12 @@ def test_milestone_prefilter_picks_what_the_plain_loop_picks(
         found = milestones.match(line)
         wanted = next((i for i, regex in enumerate(compiled) if regex.search(line)), None)
         assert (found.index if found is not None else None) == wanted, (patterns, line)
-        if milestones.screen is not None and milestones.screen(line) is None:
-            assert wanted is None, (patterns, line)  # the trackers' screen turns no match away
+        if milestones.screen is not None:
+            hit = milestones.screen(line)
+            if hit is None:
+                assert wanted is None, (patterns, line)  # the screen turns no match away
+            else:  # and the trackers' path from its hit finds what match() finds
+                assert milestones.match_screened(line, hit) == found
         if found is not None:  # built through the slots: what the constructor builds
             built = MilestoneMatch(found.index, found.milestone, found.name, line, found.value)
             assert type(found) is MilestoneMatch

@@ -162,9 +162,13 @@ class LogProgress:
             # does, with the clock read only for a line that matches.
             self.last_lines.append(line)
             screen = self._screen
-            if screen is not None and screen(line) is None:
-                return []  # (most lines: no milestone's guard in them)
-            match = self._match(line)
+            if screen is None:
+                match = self._match(line)
+            else:
+                hit = screen(line)
+                if hit is None:
+                    return []  # (most lines: no milestone's guard in them)
+                match = self.milestones.match_screened(line, hit)
             if match is None:
                 return []
             return self._on_match(match, ts if ts is not None else self._clock())

@@ -262,12 +262,28 @@ class MilestoneSet:
         candidates: Iterable[int]
         if guards is None:
             candidates = self._unguarded  # (every milestone)
-        elif guards.search(line) is None:
-            candidates = self._unguarded  # the usual case: one search, no pattern tried
         else:
-            by_guard = self._by_guard
-            hits = [i for word in guards.present(line) for i in by_guard[word]]
-            candidates = sorted((*self._unguarded, *hits))  # declared order
+            hit = guards.search(line)
+            if hit is None:
+                candidates = self._unguarded  # the usual case: one search, no pattern tried
+            else:
+                by_guard = self._by_guard
+                hits = [i for word in guards.present(line, hit) for i in by_guard[word]]
+                candidates = sorted((*self._unguarded, *hits))  # declared order
+        return self._first_of(candidates, line)
+
+    def match_screened(self, line: str, hit: re.Match[str]) -> MilestoneMatch | None:
+        """:meth:`match` for a line that :attr:`screen` found ``hit`` in (its search is not
+        made again)."""
+        guards = self._guards
+        if guards is None or self.screen is None or len(line) > self.max_line:
+            return self.match(line)  # (a cut line: the hit may lie past the cut)
+        by_guard = self._by_guard
+        candidates = sorted(i for word in guards.present(line, hit) for i in by_guard[word])
+        return self._first_of(candidates, line)
+
+    def _first_of(self, candidates: Iterable[int], line: str) -> MilestoneMatch | None:
+        """The first of the ``candidates`` (declared order) whose pattern is in ``line``."""
         compiled = self._compiled
         for index in candidates:
             item = compiled[index]

@@ -141,11 +141,12 @@ class GuardSet:
         # guard found there starts with it, so only those need a look.
         self._longer = {g: tuple(h for h in distinct if h.startswith(g)) for g in distinct}
 
-    def present(self, line: str) -> set[str]:
-        """Every guard that occurs in ``line``."""
+    def present(self, line: str, first: re.Match[str] | None = None) -> set[str]:
+        """Every guard that occurs in ``line``; ``first``: ``search(line)``'s hit when the
+        caller has it (the search then starts after it)."""
         found: set[str] = set()
         search = self.search
-        hit = search(line)
+        hit = search(line) if first is None else first
         while hit is not None:  # (a search from each hit on: guards may overlap)
             start = hit.start()
             for word in self._longer[hit.group()]:
