@@ -90,6 +90,10 @@ WORST_LINES = [
     " " * MAX_MATCH_LINE,
     " a" * (MAX_MATCH_LINE // 2),
     "checkpoint complete: wrote 1 buffers " + "distance=1 " * (MAX_MATCH_LINE // 11),
+    # The text-led rule's worst: as many starts as fit, each sending .* to the end and back.
+    ("checkpoint complete: wrote 1 buffers " * 60)[:MAX_MATCH_LINE],
+    ("checkpoint complete: wrote 1 buffers distance=11111111111 " * 40)[:MAX_MATCH_LINE],
+    ("restartpoint complete: wrote 12 buffers distance=" + "1" * MAX_MATCH_LINE)[:MAX_MATCH_LINE],
     "x" * (4 * MAX_MATCH_LINE),  # cut to MAX_MATCH_LINE before matching
 ]
 #: Issue 18's goal for every accepted pattern on a worst-case line of the line cap.
@@ -110,6 +114,75 @@ def test_accepted_patterns_match_worst_case_lines_within_5_ms() -> None:
                 worst, which = min(times), f"{pattern!r} on {line[:12]!r}..."
     assert worst < LINE_BUDGET, which
     observe("accepted patterns, worst MAX_MATCH_LINE line", seconds=round(worst, 5), which=which)
+
+
+#: Led by plain text that cannot overlap itself, then at most one free repeat followed by
+#: text it cannot start again in: Python's engine, at most (line / lead) x line steps.
+TEXT_LED = [
+    r"(?:checkpoint|restartpoint) complete: wrote \d+ buffers.*distance=(?P<value>\d+) kB",
+    r"checkpoint complete: wrote .*distance=\d+ kB",
+    r"Progress: processed rows \d+/\d+ .*done: (?P<value>\d+)%",
+    r"backup of database started.+wrote [0-9]+ files",
+]
+#: Near misses: each breaks one condition, so RE2 runs it.
+NOT_TEXT_LED = [
+    r"checkpoint complete: .*a.*b",  # two free repeats
+    r"checkpoint complete: wrote .*dd\d+ kB",  # the text after .* overlaps itself
+    r"checkpoint complete: wrote .*x[^y]+y",  # a repeat after .* takes its text again
+    r"abcabcabcabcabcabc.*x",  # a lead that overlaps itself
+    r"short lead .*x",  # a lead shorter than the line cap allows
+    r"(?i)checkpoint complete: wrote .*distance=\d+",  # case folded
+    r"(?:checkpoint complete: wrote|checkpoint) .*distance=\d+",  # alternatives overlap
+    r"Progress: processed rows \d+/\d+.*(?P<value>\d+)% done",  # .* then a repeat
+]
+
+
+def test_text_led_patterns_run_on_re_and_near_misses_on_re2() -> None:
+    assert MilestoneSet([(p, -1, f"m{i}") for i, p in enumerate(TEXT_LED)]).engines == (
+        ("re",) * len(TEXT_LED)
+    )
+    for pattern in NOT_TEXT_LED:
+        assert MilestoneSet([(pattern, -1, "x")]).engines == ("re2",), pattern
+    # A longer line cap needs a longer lead: the same pattern goes to RE2.
+    wide = MilestoneSet([(TEXT_LED[0], -1, "x")], max_line=16 * MAX_MATCH_LINE)
+    assert wide.engines == ("re2",)
+
+
+def _hostile_lines(pattern: str) -> list[str]:
+    """Lines of the cap built from the pattern's own plain pieces: its lead repeated, with
+    and without what follows the free repeat, digits and the characters classes take."""
+    import re._parser as parser
+
+    pieces: list[str] = []
+    run: list[str] = []
+    for op, arg in parser.parse(pattern):
+        if str(op) == "LITERAL":
+            run.append(chr(arg))
+        elif run:
+            pieces.append("".join(run))
+            run = []
+    pieces.append("".join(run))
+    lines = []
+    lead = pieces[0] or "checkpoint"
+    for tail in ["", *pieces[1:], "1" * 40, "1 ", "x"]:
+        lines.append(((lead + "1 " + tail) * MAX_MATCH_LINE)[:MAX_MATCH_LINE])
+        lines.append((lead + tail * MAX_MATCH_LINE)[:MAX_MATCH_LINE])
+    return lines
+
+
+@pytest.mark.parametrize("pattern", TEXT_LED)
+def test_text_led_patterns_on_their_own_hostile_lines_within_5_ms(pattern: str) -> None:
+    milestones = MilestoneSet([{"pattern": pattern, "progress": "dynamic"}])
+    worst = 0.0
+    for line in _hostile_lines(pattern):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            milestones.match(line)
+            times.append(time.perf_counter() - started)
+        worst = max(worst, min(times))
+    assert worst < LINE_BUDGET
+    observe("text-led pattern, worst hostile line", seconds=round(worst, 5), pattern=pattern)
 
 
 def test_polynomial_patterns_run_on_re2_and_linear_ones_on_re() -> None:

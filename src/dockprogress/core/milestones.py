@@ -29,6 +29,9 @@ therefore runs on the engine that is linear for it:
 * Python's ``re`` when its search is linear anyway, which is read from the parsed pattern
   (the common case, and the fastest per call): no unbounded repeat, or only one that ends
   the pattern, or a pattern anchored at the start (``^``, ``\\A``) with at most one more;
+* Python's ``re`` too for a pattern led by plain text with at most one free repeat, whose
+  search takes at most ``(max_line / lead) x max_line`` steps (see ``_led_by_text``: the
+  PostgreSQL checkpoint pattern is one);
 * otherwise RE2 (:mod:`dockprogress.core.linear`: the same pattern, the same groups and
   classes, translated to RE2 syntax), linear whatever the pattern;
 * a pattern neither can take (a backreference or lookaround, with repeats) is refused at
@@ -176,7 +179,7 @@ class MilestoneSet:
         for index, raw in enumerate(milestones):
             milestone = _coerce(index, raw)
             label = _label(index, milestone)
-            regex = _compile(label, milestone)
+            regex = _compile(label, milestone, max_line)
             phase = milestone.name or _slug(milestone.description) or f"milestone-{index + 1}"
             if phase in seen_names:
                 if milestone.name:
@@ -442,7 +445,7 @@ def _label(index: int, milestone: Milestone) -> str:
     return f"milestone #{index + 1} ({milestone.pattern!r})"
 
 
-def _compile(label: str, milestone: Milestone) -> re.Pattern[str] | LinearPattern:
+def _compile(label: str, milestone: Milestone, max_line: int) -> re.Pattern[str] | LinearPattern:
     try:
         regex = re.compile(milestone.pattern)
     except re.error as exc:
@@ -454,7 +457,7 @@ def _compile(label: str, milestone: Milestone) -> re.Pattern[str] | LinearPatter
             " repeated group (like (a|aa)+) or a repeated group that can match nothing (like"
             " (a?){20}) can backtrack catastrophically; rewrite the pattern without them"
         )
-    if _linear_under_re(parsed):
+    if _linear_under_re(parsed) or _led_by_text(parsed, max_line):
         return regex
     try:
         return compile_linear(milestone.pattern)
@@ -484,6 +487,125 @@ def _linear_under_re(items: Any) -> bool:
     first = str(items[0][1]) if items and str(items[0][0]) == "AT" else ""
     anchored = first == "AT_BEGINNING_STRING" or (first == "AT_BEGINNING" and not multiline)
     return anchored and repeats == 1
+
+
+#: The most steps (line characters looked at, times a small constant) that Python's search
+#: of a text-led pattern may take on one line: 2048 x 2048 / 16, a millisecond or two.
+_LED_BUDGET: Final = MAX_MATCH_LINE * MAX_MATCH_LINE // 16
+_sre_compiler: Any = importlib.import_module("re._compiler")
+
+
+def _led_by_text(items: Any, max_line: int) -> bool:
+    """True when Python's search of the pattern takes at most ``(max_line / lead) x
+    max_line`` steps on a line: it starts with plain text (the lead: a string, or an
+    alternation of strings) whose occurrences cannot overlap, so at most ``max_line /
+    lead`` positions get past it; after it, each position costs at most a few passes over
+    the line, because what follows is plain characters, single-character items and repeats
+    of one character that cannot give anything back (each followed by a character it does
+    not match), except at most one free repeat (``.*``), which must be followed by plain
+    text that cannot overlap itself, after which the repeats cannot take that text's first
+    character (so the attempts after its occurrences never cover the same characters).
+
+    ``(?:checkpoint|restartpoint) complete: wrote \\d+ buffers.*distance=(?P<value>\\d+) kB``
+    is such a pattern; ``.*a.*b`` (no lead, two free repeats) is not.
+    """
+    flags = items.state.flags
+    if flags & (re.IGNORECASE | re.MULTILINE):
+        return False
+    sequence = _flattened(items)
+    if sequence is None:
+        return False
+    if sequence and str(sequence[-1][0]) in _REPEATS:
+        sequence = sequence[:-1]  # the trailing repeat: a match once its minimum is reached
+    leads, rest = _lead(sequence)
+    if not leads or min(map(len, leads)) * _LED_BUDGET < max_line * max_line:
+        return False
+    if _overlapping(leads):
+        return False
+    free = False
+    after_free = ""  # the first character of the text after the free repeat
+    for index, (op, arg) in enumerate(rest):
+        kind = str(op)
+        if kind in ("LITERAL", "NOT_LITERAL", "ANY", "IN", "AT"):
+            continue
+        if kind not in _REPEATS:
+            return False  # an alternation, a lookaround, a backreference: not read here
+        body = arg[2]
+        if len(body) != 1 or str(body[0][0]) not in ("LITERAL", "NOT_LITERAL", "ANY", "IN"):
+            return False
+        following = rest[index + 1] if index + 1 < len(rest) else None
+        if following is None or str(following[0]) != "LITERAL":
+            return False
+        single = _sre_compiler.compile(_sre_parse.SubPattern(items.state, body), flags)
+        gives_back = single.fullmatch(chr(following[1])) is not None
+        if not gives_back and not (after_free and single.fullmatch(after_free)):
+            continue  # it takes a run and keeps it: trying it costs the run, once
+        if free:
+            return False  # a second free repeat
+        free = True
+        text = _literal_run(rest[index + 1 :])
+        if _overlapping([text]):
+            return False
+        after_free = text[0]
+    return True
+
+
+def _flattened(items: Any) -> list[Any] | None:
+    """The pattern's top-level items with plain groups opened; ``None`` for a group that
+    sets flags."""
+    out: list[Any] = []
+    for op, arg in items:
+        if str(op) == "SUBPATTERN":
+            _group, add, remove, body = arg
+            if add or remove:
+                return None
+            inner = _flattened(body)
+            if inner is None:
+                return None
+            out.extend(inner)
+        else:
+            out.append((op, arg))
+    return out
+
+
+def _lead(sequence: list[Any]) -> tuple[list[str], list[Any]]:
+    """The plain texts the pattern can start with (one, or one per alternative of a leading
+    alternation of plain strings, each with the plain characters after it) and the rest."""
+    index = 0
+    alternatives = [""]
+    if sequence and str(sequence[0][0]) == "BRANCH":
+        alternatives = []
+        for branch in sequence[0][1][1]:
+            if not branch or any(str(op) != "LITERAL" for op, _ in branch):
+                return [], sequence
+            alternatives.append("".join(chr(arg) for _, arg in branch))
+        index = 1
+    text = _literal_run(sequence[index:])
+    index += len(text)
+    leads = [alternative + text for alternative in alternatives]
+    return ([] if "" in leads else leads), sequence[index:]
+
+
+def _literal_run(items: Any) -> str:
+    run: list[str] = []
+    for op, arg in items:
+        if str(op) != "LITERAL":
+            break
+        run.append(chr(arg))
+    return "".join(run)
+
+
+def _overlapping(texts: list[str]) -> bool:
+    """Can two occurrences of these texts in a line overlap (one start inside another)?"""
+    for first in texts:
+        for second in texts:
+            if first != second and first in second:
+                return True
+            if any(
+                first[-size:] == second[:size] for size in range(1, min(len(first), len(second)))
+            ):
+                return True
+    return not texts or "" in texts
 
 
 def _unbounded_repeats(items: Any) -> int:
