@@ -212,7 +212,7 @@ class TtyParser:
     # -------------------------------------------------------------- internals
 
     def _process(self, text: str, out: list[Frame], odd: bool) -> None:
-        """``odd``: ``text`` may hold a control character other than \r, \n and ESC."""
+        """``odd``: ``text`` may hold a control character other than CR, LF and ESC."""
         if "\x1b[" in text and _OPEN_BEFORE_SGR.search(text) is None:
             # (Not where an SGR follows an unfinished sequence: its ESC ends that sequence
             # on a terminal, and taking the SGR out would join the two.)
