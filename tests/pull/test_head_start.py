@@ -168,3 +168,29 @@ def test_info_asked_ahead_on_a_lost_connection_is_asked_again(on_engine: Engine)
         assert info.get("ID"), "the engine's own /info, asked again"
     finally:
         engine.close()
+
+
+def test_a_missing_image_sent_ahead_ends_in_the_engines_error(
+    on_engine: Engine, testbed: Bed, tmp_path: Path
+) -> None:
+    """The head start sends the pull of an image the registry does not have; the session
+    reads the engine's refusal from that request: exit 1, the engine's words, no traceback."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("DOCKER_CONFIG", None)
+    image = testbed.registry + "/dp/base:no-such-tag"
+    run = subprocess.run(
+        [sys.executable, "-c", _ORDER.replace("IMAGE", repr(image))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr[-2000:]
+    seen: list[str] = eval(run.stderr.strip().splitlines()[-1])
+    assert seen[0].startswith("connect "), seen  # sent before the parser loaded
+    end = json.loads(run.stdout.splitlines()[-1])
+    assert end["state"] == "error"
+    assert "not found" in end["error"]
+    assert end["error"] in run.stderr
+    assert "Traceback" not in run.stderr
