@@ -57,20 +57,33 @@ _MAX_ROWS_TRACKED: Final = 4096
 # (Possessive: backing off a run of parameter bytes can never find the ``m``, so this matches
 # exactly what the plain form does, a quarter faster.)
 _SGR: Final = re.compile(r"\x1b\[[0-9;:]{0,64}+m")
-_SGR_SPLIT: Final = re.compile(f"({_SGR.pattern})")
+# The sequences that change nothing here, whatever the state: SGRs, erase to the end of the
+# row (``ESC[K``, ``ESC[0K``: the row is written over anyway) and private modes such as
+# hiding the cursor (``ESC[?25l``). Each matches exactly what _TOKEN matches at its ESC.
+_NO_OP: Final = re.compile(r"\x1b\[(?:[0-9;:]{0,64}+m|0?K|\?[0-9;]{1,62}+[hl])")
+_NO_OP_SPLIT: Final = re.compile(f"({_NO_OP.pattern})")
 # An escape sequence left unfinished right before an SGR (a lone ESC, a CSI cut short, an
 # OSC/DCS string without its terminator): only ever hostile or broken output.
 _OPEN_BEFORE_SGR: Final = re.compile(
     r"\x1b(?:\[[0-?]*+[ -/]*+|[ -/]++|[\]PX^_][^\x07\x1b]*+)?\x1b\[[0-9;:]{0,64}+m"
 )
-# The same, in a text whose SGRs were each replaced by a NUL (see TtyParser._uncoloured).
+# The same before a NUL, in a text whose no-op sequences were each replaced by one (see
+# TtyParser._without_no_ops).
 _OPEN_BEFORE_MARK: Final = re.compile(
     r"\x1b(?:\[[0-?]*+[ -/]*+|[ -/]++|[\]PX^_][^\x07\x1b\x00]*+)?\x00"
 )
-#: How many distinct SGRs a parser removes with ``str.replace`` (a program uses a handful).
-_MAX_KNOWN_SGRS: Final = 16
+#: How many distinct no-op sequences a parser removes with ``str.replace`` (a program
+#: writes a handful).
+_MAX_KNOWN_NO_OPS: Final = 16
 # What rich writes before redrawing N rows: erase the row, then N-1 times up one and erase.
 _ERASE_UP: Final = re.compile(r"\x1b\[2K(?:\x1b\[1A\x1b\[2K)*+")
+# rich redrawing one row (pip's download bar): the row's text, \r, erase the row. The \r
+# after text has finished the row as an overwrite and marked it live; the erase then
+# changes nothing. (With no escape sequence but those of _ERASE_UP in the text, the
+# character before the \r is the row's text unless it is a \r, \n, or the K or A that
+# ends an erase or a cursor-up.)
+_ESC_BUT_ERASE_UP: Final = re.compile(r"\x1b(?!\[2K|\[1A)")
+_CR_ERASE: Final = re.compile(r"\r(?<=[^\r\nAK]\r)\x1b\[2K(?!\x1b\[1A)")
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 #: Every byte but the controls other than \r, \n and ESC: what ``bytes.translate`` deletes
@@ -154,9 +167,9 @@ class TtyParser:
         "_decoder",
         "_length",
         "_live",
+        "_no_ops",
         "_pending",
         "_saved_row",
-        "_sgrs",
         "max_line",
         "row",
     )
@@ -172,7 +185,7 @@ class TtyParser:
         self._length = 0
         self._live: set[int] = set()
         self._saved_row = 0
-        self._sgrs: list[str] = []  # the SGRs seen so far, up to _MAX_KNOWN_SGRS
+        self._no_ops: list[str] = []  # those seen so far, up to _MAX_KNOWN_NO_OPS
 
     # ----------------------------------------------------------------- public
 
@@ -226,7 +239,11 @@ class TtyParser:
             # (Not where an SGR follows an unfinished sequence: its ESC ends that sequence
             # on a terminal, and taking the SGR out would join the two.)
             if not odd:
-                text = self._uncoloured(text)
+                text = self._without_no_ops(text)
+                if "\r\x1b[2K" in text:  # one row's redraws: one segment
+                    collapsed = _CR_ERASE.sub("\r", text)
+                    if len(collapsed) < len(text) and _ESC_BUT_ERASE_UP.search(text) is None:
+                        text = collapsed
             elif _OPEN_BEFORE_SGR.search(text) is None:
                 text = _SGR.sub("", text)
         # Text between escape sequences with only \r and \n in it (all of tqdm's and rich's
@@ -277,33 +294,34 @@ class TtyParser:
             self._escape(match, out)
             pos = match.end()
 
-    def _uncoloured(self, text: str) -> str:
-        """``text`` without its SGRs, or as it is when one follows an unfinished sequence:
-        what ``_SGR.sub`` gives after an ``_OPEN_BEFORE_SGR`` search, for a ``text`` without
-        NUL, in far fewer steps.
+    def _without_no_ops(self, text: str) -> str:
+        """``text`` without its no-op sequences (``_NO_OP``), or as it is when one follows
+        an unfinished sequence (its ESC ends that sequence on a terminal, and taking it out
+        would join the two). ``text`` holds no NUL.
 
-        A program writes the same few SGRs over and over (rich: ``ESC[0m`` and four
-        colours, 300 in a 4 KiB read). Each one already seen is replaced by a NUL in one
-        ``str.replace`` pass; the regex replaces the rest. Then a search for an unfinished
-        sequence before a NUL only tries the ESCs left (a few erases and cursor moves, not
-        300 colours), and the NULs go in one more pass. An SGR holds one ESC, its first
-        character, so SGR matches never overlap and the order of the passes changes none;
-        a NUL ends every run of parameter bytes, so none makes a new SGR.
+        A program writes the same few over and over (rich: ``ESC[0m`` and four colours,
+        300 in a 4 KiB read). Each one already seen is replaced by a NUL in one
+        ``str.replace`` pass, and a regex replaces the rest. The search for an unfinished
+        sequence before a NUL then only tries the ESCs left (a few erases and cursor
+        moves, not 300 colours), and the NULs go in one more pass. Such a sequence holds
+        one ESC, its first character, so the matches never overlap and the order of the
+        passes changes none; a NUL ends every run of parameter bytes, so none makes a new
+        sequence. The result is what one ``_NO_OP.sub`` pass gives.
         """
         marked = text
-        known = self._sgrs
-        for sgr in known:
-            marked = marked.replace(sgr, "\x00")
+        known = self._no_ops
+        for sequence in known:
+            marked = marked.replace(sequence, "\x00")
         if "\x1b[" in marked:
-            if len(known) < _MAX_KNOWN_SGRS:
-                parts = _SGR_SPLIT.split(marked)  # text, SGR, text, …: one pass for both
+            if len(known) < _MAX_KNOWN_NO_OPS:
+                parts = _NO_OP_SPLIT.split(marked)  # text, sequence, text, …: one pass
                 if len(parts) > 1:
-                    for sgr in set(parts[1::2]):  # first seen: replaced from the next read
-                        if len(known) < _MAX_KNOWN_SGRS:
-                            known.append(sgr)
+                    for sequence in set(parts[1::2]):  # replaced from the next read on
+                        if len(known) < _MAX_KNOWN_NO_OPS:
+                            known.append(sequence)
                     marked = "\x00".join(parts[::2])
             else:
-                marked = _SGR.sub("\x00", marked)
+                marked = _NO_OP.sub("\x00", marked)
         if marked is text or _OPEN_BEFORE_MARK.search(marked) is not None:
             return text
         return marked.replace("\x00", "")
