@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -497,3 +498,31 @@ def test_a_parser_learns_a_bounded_number_of_no_op_sequences() -> None:
             [] if colour == 0 else [tty.Frame(0, f"x{colour - 1}", tty.FrameEnd.OVERWRITE, True)]
         )
     assert len(parser._no_ops) == tty._MAX_KNOWN_NO_OPS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"ab\r\x1b[0m\n",
+        b"ab\r\x1b[0m\x1b[35m\ncd",
+        b"ab\r\x1b[K\n",
+        b"ab\r\x1b[2K\n",
+        b"ab\r\x1b[2K\x1b[1Acd\r\x1b[2Kef\r\n",
+        b"\x07ab\r\x1b[0m\n",  # an odd control: the SGR-only path
+        b"ab\r\x1b[?25l\r\n",
+    ],
+)
+def test_a_no_op_sequence_between_cr_and_lf_gives_the_same_frames_at_every_split(
+    text: bytes,
+) -> None:
+    """Taking the sequence out must not join \r and \n into one newline, which it would
+    only do when both arrive in one read."""
+    whole = _frames_of(tty.TtyParser(), [text])
+    assert whole == _frames_of(_LoopReference(), [text])
+    for cut in range(1, len(text)):
+        assert _frames_of(tty.TtyParser(), [text[:cut], text[cut:]]) == whole, cut
+
+
+def _frames_of(parser: tty.TtyParser, reads: list[bytes]) -> list[tty.Frame]:
+    frames = [frame for data in reads for frame in parser.feed(data)]
+    return frames + parser.feed_eof()

@@ -64,13 +64,15 @@ _NO_OP: Final = re.compile(r"\x1b\[(?:[0-9;:]{0,64}+m|0?K|\?[0-9;]{1,62}+[hl])")
 _NO_OP_SPLIT: Final = re.compile(f"({_NO_OP.pattern})")
 # An escape sequence left unfinished right before an SGR (a lone ESC, a CSI cut short, an
 # OSC/DCS string without its terminator): only ever hostile or broken output.
+# Or SGRs between a CR and a LF: taken out, they would join the two into a newline.
 _OPEN_BEFORE_SGR: Final = re.compile(
     r"\x1b(?:\[[0-?]*+[ -/]*+|[ -/]++|[\]PX^_][^\x07\x1b]*+)?\x1b\[[0-9;:]{0,64}+m"
+    r"|\r(?:\x1b\[[0-9;:]{0,64}+m)++\n"
 )
 # The same before a NUL, in a text whose no-op sequences were each replaced by one (see
 # TtyParser._without_no_ops).
 _OPEN_BEFORE_MARK: Final = re.compile(
-    r"\x1b(?:\[[0-?]*+[ -/]*+|[ -/]++|[\]PX^_][^\x07\x1b\x00]*+)?\x00"
+    r"\x1b(?:\[[0-?]*+[ -/]*+|[ -/]++|[\]PX^_][^\x07\x1b\x00]*+)?\x00|\r\x00++\n"
 )
 #: How many distinct no-op sequences a parser removes with ``str.replace`` (a program
 #: writes a handful).
@@ -79,11 +81,11 @@ _MAX_KNOWN_NO_OPS: Final = 16
 _ERASE_UP: Final = re.compile(r"\x1b\[2K(?:\x1b\[1A\x1b\[2K)*+")
 # rich redrawing one row (pip's download bar): the row's text, \r, erase the row. The \r
 # after text has finished the row as an overwrite and marked it live; the erase then
-# changes nothing. (With no escape sequence but those of _ERASE_UP in the text, the
-# character before the \r is the row's text unless it is a \r, \n, or the K or A that
-# ends an erase or a cursor-up.)
+# changes nothing, unless a \n follows (without the erase, \r\n would be a newline). With
+# no escape sequence but those of _ERASE_UP in the text, the character before the \r is
+# the row's text unless it is a \r, \n, or the K or A that ends an erase or a cursor-up.
 _ESC_BUT_ERASE_UP: Final = re.compile(r"\x1b(?!\[2K|\[1A)")
-_CR_ERASE: Final = re.compile(r"\r(?<=[^\r\nAK]\r)\x1b\[2K(?!\x1b\[1A)")
+_CR_ERASE: Final = re.compile(r"\r(?<=[^\r\nAK]\r)\x1b\[2K(?!\x1b\[1A|\n)")
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 #: Every byte but the controls other than \r, \n and ESC: what ``bytes.translate`` deletes
