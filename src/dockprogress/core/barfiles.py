@@ -50,13 +50,14 @@ import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
+from dockprogress.core.bars import BarReading, BarStyle
 from dockprogress.core.prefilter import GuardSet, guard, required_literals
 from dockprogress.errors import UsageError
 
-if TYPE_CHECKING:
-    from dockprogress.core.bars import BarReading
+_TOOL_STYLE: Final = BarStyle.TOOL
+_tuple_new: Final = tuple.__new__  # what a named tuple's own __new__ calls
 
 __all__ = [
     "Announcement",
@@ -407,8 +408,6 @@ class Recognisers:
 
 
 def _reading(spec: BarSpec, match: re.Match[str]) -> BarReading:
-    from dockprogress.core.bars import BarReading, BarStyle
-
     groups = match.groupdict()
     unit_text = groups.get("unit") or spec.unit
     divisor = spec.divisor
@@ -439,18 +438,24 @@ def _reading(spec: BarSpec, match: re.Match[str]) -> BarReading:
         percent = min(float(pct.replace(",", ".")), 100.0)
     desc = groups.get("desc")
     is_bytes = unit in _BYTE_UNITS or (unit.endswith("B") and len(unit) <= 3)
-    return BarReading(
-        BarStyle.TOOL,
-        (desc.strip() if desc else spec.description) or spec.tool,
-        percent,
-        n,
-        total,
-        "B" if is_bytes else unit,
-        is_bytes,
-        rate_of(groups.get("rate"), divisor),
-        None,
-        None,
-        tool=spec.tool,
-        phase=spec.phase,
-        approximate=approximate,
+    # BarReading(...) with every field in order, made in C (one per frame).
+    return _tuple_new(
+        BarReading,
+        (
+            _TOOL_STYLE,
+            (desc.strip() if desc else spec.description) or spec.tool,
+            percent,
+            n,
+            total,
+            "B" if is_bytes else unit,
+            is_bytes,
+            rate_of(groups.get("rate"), divisor),
+            None,  # elapsed
+            None,  # remaining
+            spec.tool,
+            spec.phase,
+            approximate,
+            0,  # base_hint
+            None,  # binary
+        ),
     )

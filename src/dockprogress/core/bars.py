@@ -95,6 +95,7 @@ class BarStyle(Enum):
 
 
 _TQDM_STYLE: Final = BarStyle.TQDM
+_tuple_new: Final = tuple.__new__  # what a named tuple's own __new__ calls
 _PARTIAL: Final = FrameEnd.PARTIAL
 
 
@@ -172,19 +173,22 @@ def _tqdm_reading(match: re.Match[str], *, known_total: bool) -> BarReading:
     desc, n_text, n_scale, elapsed, rate_text = match.group(
         "desc", "n", "nscale", "elapsed", "rate"
     )
-    rate, unit = _rate(rate_text)
+    rate, unit, rate_binary = _rates(rate_text)
     if not known_total and match["unit"]:
         unit = match["unit"]
     is_bytes = unit in _BYTE_UNITS
-    divisor = 1024.0 if unit == "iB" else 1000.0
-    n = float(n_text) if not n_scale else _scaled(n_text, n_scale, divisor)
+    factors = _POWERS_OF_1024 if unit == "iB" else _POWERS_OF_1000
+    n_value = float(n_text)
+    n = n_value * factors[n_scale]
     total: float | None = None
     percent: float | None = None
     remaining = None
     total_text = total_scale = ""
+    total_value = 0.0
     if known_total:
         total_text, total_scale, remaining = match.group("total", "tscale", "remaining")
-        total = float(total_text) if not total_scale else _scaled(total_text, total_scale, divisor)
+        total_value = float(total_text)
+        total = total_value * factors[total_scale]
         # n/total is more precise than the rounded column, unless unit_scale rounded both
         percent = 100.0 * n / total if total > 0 else float(match["pct"])
         percent = min(percent, 100.0)
@@ -198,25 +202,45 @@ def _tqdm_reading(match: re.Match[str], *, known_total: bool) -> BarReading:
             n_text, n_scale, total_text, total_scale, match["pct"] if known_total else None
         )
         binary = (
-            _scaled(n_text, n_scale, 1024.0),
-            None if not known_total else _scaled(total_text, total_scale, 1024.0),
-            None if rate is None else rate * _binary_factor(rate_text),
+            n_value * _POWERS_OF_1024[n_scale],
+            None if not known_total else total_value * _POWERS_OF_1024[total_scale],
+            rate_binary,
         )
-    return BarReading(
-        _TQDM_STYLE,
-        (desc or "").strip(),
-        percent,
-        n,
-        total,
-        unit,
-        is_bytes,
-        rate,
-        _seconds(elapsed),
-        None if remaining in (None, "?") else _seconds(remaining),
-        approximate=scaled,
-        base_hint=hint,
-        binary=binary,
+    # BarReading(...) with every field in order, made in C (one per frame).
+    return _tuple_new(
+        BarReading,
+        (
+            _TQDM_STYLE,
+            (desc or "").strip(),
+            percent,
+            n,
+            total,
+            unit,
+            is_bytes,
+            rate,
+            _seconds(elapsed),
+            None if remaining in (None, "?") else _seconds(remaining),
+            "",  # tool
+            -1,  # phase
+            scaled,  # approximate
+            hint,  # base_hint
+            binary,
+        ),
     )
+
+
+def _rates(text: str) -> tuple[float | None, str, float | None]:
+    """``_rate(text)``, and the rate read with k/M/G as powers of 1024; remembered, as a
+    bar redrawn many times a second repeats its rate."""
+    seen = _RATES_SEEN.get(text)
+    if seen is not None:
+        return seen
+    rate, unit = _rate(text)
+    rates = (rate, unit, None if rate is None else rate * _binary_factor(text))
+    if len(_RATES_SEEN) >= _RATES_SEEN_MAX:
+        _RATES_SEEN.clear()
+    _RATES_SEEN[text] = rates
+    return rates
 
 
 def _binary_factor(rate_text: str) -> float:
@@ -263,6 +287,11 @@ def _base_hint(n_text: str, n_scale: str, t_text: str, t_scale: str, pct: str | 
     return 0
 
 
+#: A k/M/G… suffix's factor ("" for none), as ``_scaled`` computes it.
+_POWERS_OF_1000: Final = {"": 1.0} | {s: 1000.0**i for i, s in enumerate(" kMGTPEZY") if i}
+_POWERS_OF_1024: Final = {"": 1.0} | {s: 1024.0**i for i, s in enumerate(" kMGTPEZY") if i}
+
+
 def _scaled(number: str, scale: str, divisor: float) -> float:
     factor = 1.0 if not scale else divisor ** (" kMGTPEZY".index(scale))
     return float(number) * factor
@@ -301,6 +330,8 @@ def _seconds(clock: str) -> float | None:
 
 
 _SECONDS_SEEN: dict[str, float | None] = {}
+_RATES_SEEN: dict[str, tuple[float | None, str, float | None]] = {}
+_RATES_SEEN_MAX: Final = 4096
 _SECONDS_SEEN_MAX: Final = 4096
 
 

@@ -440,7 +440,8 @@ class ExecTracker:
         if isinstance(followed, Bar) and followed.reading.approximate:
             # current/total read from a rounded display (4.2 MB) or in a guessed base
             detail["approximate"] = True
-        detail.update({k: v for k, v in extra.items() if v is not None})
+        if extra:
+            detail.update({k: v for k, v in extra.items() if v is not None})
         return detail
 
     def _shown_bar(self, bar: Bar) -> dict[str, Any]:
