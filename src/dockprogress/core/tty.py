@@ -72,8 +72,10 @@ _OPEN_BEFORE_SGR: Final = re.compile(
 # The same before a NUL, in a text whose no-op sequences were each replaced by one (see
 # TtyParser._without_no_ops).
 _OPEN_BEFORE_MARK: Final = re.compile(
-    r"\x1b(?:\[[0-?]*+[ -/]*+|[ -/]++|[\]PX^_][^\x07\x1b\x00]*+)?\x00|\r\x00++\n"
+    r"\x1b(?:\[[0-?]*+[ -/]*+|[ -/]++|[\]PX^_][^\x07\x1b\x00]*+)?\x00"
 )
+# (Two searches: each led by one character is three times as fast as one led by either.)
+_MARK_BETWEEN_CR_LF: Final = re.compile(r"\r\x00++\n")
 #: How many distinct no-op sequences a parser removes with ``str.replace`` (a program
 #: writes a handful).
 _MAX_KNOWN_NO_OPS: Final = 16
@@ -237,7 +239,9 @@ class TtyParser:
 
     def _process(self, text: str, out: list[Frame], odd: bool) -> None:
         """``odd``: ``text`` may hold a control character other than CR, LF and ESC."""
-        if "\x1b[" in text:
+        # (One character: a search for ESC alone runs at memchr speed, where "\x1b[" takes
+        # ten times as long on text with wide characters.)
+        if "\x1b" in text:
             # (Not where an SGR follows an unfinished sequence: its ESC ends that sequence
             # on a terminal, and taking the SGR out would join the two.)
             if not odd:
@@ -314,7 +318,7 @@ class TtyParser:
         known = self._no_ops
         for sequence in known:
             marked = marked.replace(sequence, "\x00")
-        if "\x1b[" in marked:
+        if "\x1b" in marked:
             if len(known) < _MAX_KNOWN_NO_OPS:
                 parts = _NO_OP_SPLIT.split(marked)  # text, sequence, text, …: one pass
                 if len(parts) > 1:
@@ -324,7 +328,11 @@ class TtyParser:
                     marked = "\x00".join(parts[::2])
             else:
                 marked = _NO_OP.sub("\x00", marked)
-        if marked is text or _OPEN_BEFORE_MARK.search(marked) is not None:
+        if (
+            marked is text
+            or _OPEN_BEFORE_MARK.search(marked) is not None
+            or _MARK_BETWEEN_CR_LF.search(marked) is not None
+        ):
             return text
         return marked.replace("\x00", "")
 
