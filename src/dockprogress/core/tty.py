@@ -376,7 +376,8 @@ class TtyParser:
                     row = self.row
                     if row not in live:
                         self._mark_live(row)
-                    if max(map(len, parts)) > cap:
+                    # (each part is a piece of the row as written: none is longer)
+                    if len(written) > cap and max(map(len, parts)) > cap:
                         parts = [part[:cap] for part in parts]
                     count = len(parts)
                     out.extend(  # Frame(row, part, _OVERWRITE, True) each, made in C
