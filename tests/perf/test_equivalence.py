@@ -526,3 +526,27 @@ def test_a_no_op_sequence_between_cr_and_lf_gives_the_same_frames_at_every_split
 def _frames_of(parser: tty.TtyParser, reads: list[bytes]) -> list[tty.Frame]:
     frames = [frame for data in reads for frame in parser.feed(data)]
     return frames + parser.feed_eof()
+
+
+# Fewer, likelier neighbours: a CR, then a sequence, then a LF or more text.
+_BOUNDARY_PIECES = [
+    *(b"\r", b"\n", b"ab", b"\x1b[0m", b"\x1b[K", b"\x1b[2K", b"\x1b[1A", b"\x1b[?25l"),
+    *(b"\x1b", b"\x1b[", b"\x1b]0;t", b"\x07", b"\x00", b"\xe2\x94\x81", b"7%"),
+]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(st.sampled_from(_BOUNDARY_PIECES), max_size=30).map(b"".join),
+    st.lists(st.integers(min_value=1, max_value=120), max_size=10),
+)
+def test_frames_with_no_op_sequences_are_the_same_whatever_the_read_boundaries(
+    text: bytes, cuts: list[int]
+) -> None:
+    """The shortcuts see one read at a time: none may make a frame depend on where a read
+    ends (a CR and a LF joined only when they come together, say)."""
+    bounds = sorted({cut for cut in cuts if cut < len(text)})
+    pieces = [text[a:b] for a, b in zip([0, *bounds], [*bounds, len(text)], strict=True)]
+    whole = _frames_of(tty.TtyParser(max_line=9), [text])
+    assert _frames_of(tty.TtyParser(max_line=9), pieces) == whole
+    assert _frames_of(_LoopReference(max_line=9), [text]) == whole
