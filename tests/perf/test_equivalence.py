@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dockprogress import task as task_module
-from dockprogress.core import execprogress, tty
+from dockprogress.core import bars, execprogress, tty
 from dockprogress.core import milestones as milestones_module
 from dockprogress.core.execprogress import default_recognisers
 from dockprogress.core.jsonlines import JsonLinesDecoder
@@ -550,3 +550,49 @@ def test_frames_with_no_op_sequences_are_the_same_whatever_the_read_boundaries(
     whole = _frames_of(tty.TtyParser(max_line=9), [text])
     assert _frames_of(tty.TtyParser(max_line=9), pieces) == whole
     assert _frames_of(_LoopReference(max_line=9), [text]) == whole
+
+
+def _tqdm_as_before(text: str) -> object:
+    """recognise's tqdm step as it was before its literal guards ("%" for the known-total
+    shape, a rate's "/s" or "s/" for the other)."""
+    if "[" in text and ("%" in text or "/" in text):
+        match = bars._TQDM.match(text)
+        if match is not None:
+            return bars._tqdm_reading(match, known_total=True)
+        match = bars._TQDM_UNKNOWN.match(text)
+        if match is not None and ("/s" in match["rate"] or "s/" in match["rate"]):
+            return bars._tqdm_reading(match, known_total=False)
+    return None
+
+
+_TQDM_LINE = st.builds(
+    "{}{}{}{}{}{}{}".format,
+    st.sampled_from(["", "desc: ", "a:b: ", "  "]),
+    st.sampled_from(["", " 45%|###  | ", "100%|#####| ", "7%", " 45% "]),
+    st.sampled_from(["4.5M/10.0M", "12/40", "3", "0.98k/1.00M", "4.5", "12it"]),
+    st.sampled_from([" [", " ", "["]),
+    st.sampled_from(["00:01<00:02", "00:01", "1:00:01<?", "x"]),
+    st.sampled_from([", 3.2MB/s]", ", 1.00s/it]", ", ?it/s]", ", 5.00MB/s", ",]", "]"]),
+    st.sampled_from(["", " Get:1 http://x/y [3 kB]", "%", "/s"]),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(_TQDM_LINE, st.text(alphabet="[]%/s:<,. 0123456789kMB|#", max_size=40)))
+def test_tqdm_guards_read_what_the_regexes_alone_read(text: str) -> None:
+    before = _tqdm_as_before(text)
+    reading = bars.recognise(text)
+    if before is not None:
+        assert reading == before
+    else:
+        assert reading is None or reading.style is not bars.BarStyle.TQDM
+
+
+def test_tqdm_guards_read_every_recorded_frame_as_before() -> None:
+    for path in sorted((Path(__file__).parents[1] / "fixtures" / "tty").glob("*.bin")):
+        parser = tty.TtyParser()
+        frames = parser.feed(path.read_bytes()) + parser.feed_eof()
+        for frame in frames:
+            before = _tqdm_as_before(frame.text)
+            if before is not None:
+                assert bars.recognise(frame.text) == before, (path.name, frame.text)

@@ -135,13 +135,15 @@ def recognise(
         reading = recognisers.read(text, live, user=True)
         if reading is not None:
             return reading
-    if "[" in text and ("%" in text or "/" in text):  # tqdm: n% | n/total, or a rate x/s
-        match = _TQDM.match(text)
-        if match is not None:
-            return _tqdm_reading(match, known_total=True)
-        match = _TQDM_UNKNOWN.match(text)
-        if match is not None and ("/s" in match["rate"] or "s/" in match["rate"]):
-            return _tqdm_reading(match, known_total=False)
+    if "[" in text:  # tqdm: n% | n/total [elapsed<remaining, rate], or n [elapsed, rate]
+        if "%" in text:
+            match = _TQDM.match(text)
+            if match is not None:
+                return _tqdm_reading(match, known_total=True)
+        if "/s" in text or "s/" in text:  # (what the unknown-total shape's rate must hold)
+            match = _TQDM_UNKNOWN.match(text)
+            if match is not None and ("/s" in match["rate"] or "s/" in match["rate"]):
+                return _tqdm_reading(match, known_total=False)
     if recognisers is not None:
         reading = recognisers.read(text, live, user=False)
         if reading is not None:
