@@ -257,8 +257,9 @@ class ExecTracker:
         ``min_interval`` (on the injected clock) after the board last read are held back, the
         latest per row in stream order, and read with the first frame that comes later, at
         a blank frame (an erased bar), at EOF and when output pauses (``flush_partial``).
-        The clock is read once per frame, so with a clock that depends only on the frames
-        (a test's), the events stay the same for any chunking of the bytes.
+        An injected clock is read once per frame, so with a clock that depends only on the
+        frames (a test's), the events stay the same for any chunking of the bytes; the wall
+        clock once per read.
         """
         events: list[TaskEvent] = []
         if len(frames) > 1:
@@ -269,6 +270,11 @@ class ExecTracker:
         clock = self._clock
         interval = self.min_interval
         read_at = self._read_at
+        # On the wall clock the frames of one read arrived at one instant: read it once (as
+        # _same_row does). An injected clock is read per frame, so that events depend on
+        # the frames only, whatever the read boundaries.
+        wall = clock is _WALL_CLOCK
+        now = clock() if wall else 0.0
         for frame in frames:
             row = frame[0]
             text = frame[1]
@@ -293,7 +299,8 @@ class ExecTracker:
                 else:
                     del pending[row]  # keep the stream order of the latest frames
             pending[row] = frame
-            now = clock()
+            if not wall:
+                now = clock()
             # A blank frame takes a bar off screen (tqdm erasing a finished inner bar): read
             # at once, so no later text on that row can hide the erase.
             if blank or now - read_at >= interval:
