@@ -30,6 +30,7 @@ never pass by skipping the engine tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -220,6 +221,30 @@ def _remove_image(client: docker.DockerClient, ref: str, registries: tuple[str, 
             client.images.remove(image.id, force=True)
         except docker.errors.ImageNotFound:
             continue  # another test session removed it meanwhile
+    drop_untagged_copies(client, names)
+
+
+def _repository(name: str) -> str:
+    """``127.0.0.1:5000/dp/many:2`` -> ``127.0.0.1:5000/dp/many`` (a registry's port is not
+    a tag)."""
+    head, _, last = name.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def drop_untagged_copies(client: docker.DockerClient, names: list[str]) -> None:
+    """Remove the untagged images of ``names``' repositories.
+
+    A bed that builds a fixture again (a fresh clone's bed on an engine that an earlier bed
+    used) moves the tag to the new image and leaves the old one untagged, named only by its
+    digest. Its layers are the same, so a "fresh" pull of the tag would find them locally
+    and download nothing.
+    """
+    repositories = {_repository(name) for name in names}
+    for image in client.images.list(filters={"dangling": True}):
+        digests = image.attrs.get("RepoDigests") or []
+        if any(digest.split("@", 1)[0] in repositories for digest in digests):
+            with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+                client.images.remove(image.id, force=True)
 
 
 def drop_leftover_pull_leases(client: docker.DockerClient, testbed: Testbed) -> None:

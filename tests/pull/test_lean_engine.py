@@ -30,7 +30,7 @@ from dockprogress.docker.lean import LeanEngine, engine_arch, needs_credentials
 from dockprogress.docker.pull import PullSession
 from dockprogress.errors import EngineError, PullError
 from dockprogress.events import State, TaskEvent
-from tests.conftest import Engine, drop_leftover_pull_leases
+from tests.conftest import Engine, drop_leftover_pull_leases, drop_untagged_copies
 from tests.conftest import Testbed as Bed
 from tests.contract import assert_event_lines
 from tests.importtime import cli_imports, heavy
@@ -123,6 +123,7 @@ def _gone(client: docker.DockerClient, testbed: Bed, ref: str) -> None:
     for registry in (testbed.registry, testbed.slow_registry):
         with pytest.raises(docker.errors.ImageNotFound):
             client.images.get(f"{registry}/{path}")
+    drop_untagged_copies(client, [f"{r}/{path}" for r in (testbed.registry, testbed.slow_registry)])
     drop_leftover_pull_leases(client, testbed)
 
 
