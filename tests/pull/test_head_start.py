@@ -121,19 +121,24 @@ raise SystemExit(status)
 """
 
 
-def test_the_cli_asks_the_engine_before_loading_its_parser_and_event_model(
-    on_engine: Engine, testbed: Bed, tmp_path: Path
-) -> None:
-    env = {**os.environ, "HOME": str(tmp_path)}
+def _pull_in_order(image: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """``dockprogress pull image`` under the _ORDER audit, with no credentials configured."""
+    env = {**os.environ, "HOME": str(home)}
     env.pop("DOCKER_CONFIG", None)
-    run = subprocess.run(
-        [sys.executable, "-c", _ORDER.replace("IMAGE", repr(testbed.base))],
+    return subprocess.run(
+        [sys.executable, "-c", _ORDER.replace("IMAGE", repr(image))],
         capture_output=True,
         text=True,
         env=env,
         timeout=120,
         check=False,
     )
+
+
+def test_the_cli_asks_the_engine_before_loading_its_parser_and_event_model(
+    on_engine: Engine, testbed: Bed, tmp_path: Path
+) -> None:
+    run = _pull_in_order(testbed.base, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert json.loads(run.stdout.splitlines()[-1])["state"] == "done"
     seen: list[str] = eval(run.stderr.strip().splitlines()[-1])
@@ -175,17 +180,7 @@ def test_a_missing_image_sent_ahead_ends_in_the_engines_error(
 ) -> None:
     """The head start sends the pull of an image the registry does not have; the session
     reads the engine's refusal from that request: exit 1, the engine's words, no traceback."""
-    env = {**os.environ, "HOME": str(tmp_path)}
-    env.pop("DOCKER_CONFIG", None)
-    image = testbed.registry + "/dp/base:no-such-tag"
-    run = subprocess.run(
-        [sys.executable, "-c", _ORDER.replace("IMAGE", repr(image))],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
+    run = _pull_in_order(testbed.registry + "/dp/base:no-such-tag", tmp_path)
     assert run.returncode == 1, run.stderr[-2000:]
     seen: list[str] = eval(run.stderr.strip().splitlines()[-1])
     assert seen[0].startswith("connect "), seen  # sent before the parser loaded

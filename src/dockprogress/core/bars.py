@@ -232,23 +232,15 @@ def _tqdm_reading(match: re.Match[str], *, known_total: bool) -> BarReading:
 
 
 def _rates(text: str) -> tuple[float | None, str, float | None]:
-    """``_rate(text)``, and the rate read with k/M/G as powers of 1024; remembered, as a
-    bar redrawn many times a second repeats its rate."""
+    """``_rate(text)``, remembered: a bar redrawn many times a second repeats its rate."""
     seen = _RATES_SEEN.get(text)
     if seen is not None:
         return seen
-    rate, unit = _rate(text)
-    rates = (rate, unit, None if rate is None else rate * _binary_factor(text))
+    rates = _rate(text)
     if len(_RATES_SEEN) >= _RATES_SEEN_MAX:
         _RATES_SEEN.clear()
     _RATES_SEEN[text] = rates
     return rates
-
-
-def _binary_factor(rate_text: str) -> float:
-    match = _RATE.search(rate_text.strip())
-    scale = "" if match is None else match["scale"] or ""
-    return (1.024) ** (" kMGTPEZY".index(scale)) if scale else 1.0
 
 
 def _half_ulp(number: str) -> float:
@@ -299,19 +291,22 @@ def _scaled(number: str, scale: str, divisor: float) -> float:
     return float(number) * factor
 
 
-def _rate(text: str) -> tuple[float | None, str]:
+def _rate(text: str) -> tuple[float | None, str, float | None]:
+    """The rate, its unit, and the rate read with k/M/G as powers of 1024."""
     match = _RATE.search(text.strip())
     if match is None:
-        return None, ""
+        return None, "", None
     if match["inverse"] is not None:
         # Slow bars show seconds per unit, scaled too with unit_scale: "1.00ks/B".
         inverse = _scaled(match["inverse"], match["iscale"], 1000.0)
-        return (1.0 / inverse if inverse > 0 else None), match["iunit"]
+        rate = 1.0 / inverse if inverse > 0 else None
+        return rate, match["iunit"], rate
     unit = match["unit"] or ""
     if match["value"] is None:
-        return None, unit
-    divisor = 1024.0 if unit == "iB" else 1000.0
-    return _scaled(match["value"], match["scale"], divisor), unit
+        return None, unit, None
+    scale = match["scale"] or ""
+    rate = _scaled(match["value"], scale, 1024.0 if unit == "iB" else 1000.0)
+    return rate, unit, rate * (1.024 ** (" kMGTPEZY".index(scale)) if scale else 1.0)
 
 
 def _seconds(clock: str) -> float | None:
